@@ -1,0 +1,1 @@
+"""Farmers, market prices, guaranteed-price contracts, deliveries and payouts."""

@@ -1,0 +1,1 @@
+"""Workshops, packing tasks, claims and leases, piece-rate earnings, shipping."""

@@ -1,0 +1,1 @@
+"""Image upload, validation, renditions, storage; packing slips."""

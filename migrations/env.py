@@ -1,0 +1,60 @@
+"""Alembic environment, run through Flask-Migrate (``shanhuo db upgrade``).
+
+Every package's models are imported by the app factory, so ``db.metadata`` is the
+whole schema. SQLite gets batch mode (it cannot ALTER most things in place).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alembic import context
+from flask import current_app
+
+from shop.db import UTCDateTime
+
+config = context.config
+migrate_ext = current_app.extensions["migrate"]
+target_metadata = migrate_ext.db.metadata
+
+
+def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
+    # Store UTCDateTime as a plain timezone-aware DateTime; the type is Python-side only.
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
+
+
+def skip_empty(context: Any, revision: Any, directives: list[Any]) -> None:
+    if getattr(config.cmd_opts, "autogenerate", False) and directives[0].upgrade_ops.is_empty():
+        directives[:] = []
+
+
+def run_online() -> None:
+    engine = migrate_ext.db.engine
+    options = dict(migrate_ext.configure_args)
+    options.setdefault("process_revision_directives", skip_empty)
+    options["render_as_batch"] = engine.dialect.name == "sqlite"
+    with engine.connect() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            render_item=render_item,
+            **options,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+
+
+def run_offline() -> None:
+    context.configure(
+        url=str(migrate_ext.db.engine.url), target_metadata=target_metadata, literal_binds=True
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+if context.is_offline_mode():
+    run_offline()
+else:
+    run_online()

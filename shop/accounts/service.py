@@ -1,0 +1,111 @@
+"""Accounts: create users, check passwords, issue, resolve and revoke bearer tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+
+from shop.accounts.models import ApiToken, Role, User, UserRole
+from shop.accounts.passwords import DUMMY_HASH, MIN_LENGTH, hash_password, verify_password
+from shop.db import DbSession, utcnow
+from shop.errors import Conflict, DomainError, ValidationFailed
+
+
+class BadCredentials(DomainError):
+    type = "unauthorized"
+    status = 401
+    title = "Wrong email or password"
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_user(
+    session: DbSession,
+    *,
+    email: str,
+    password: str,
+    display_name: str,
+    roles: Iterable[str],
+    scrypt_n: int = 2**15,
+) -> User:
+    """Create a user with the given roles. Raises Conflict (email taken), ValidationFailed."""
+    role_set = set(roles)
+    unknown = role_set - {r.value for r in Role}
+    if unknown or not role_set:
+        raise ValidationFailed(
+            "Roles must be some of admin, streamer, buyer, villager, farmer.",
+            {"roles": [f"Unknown role: {r}" for r in sorted(unknown)] or ["At least one role."]},
+        )
+    if len(password) < MIN_LENGTH:
+        raise ValidationFailed(
+            f"The password must be at least {MIN_LENGTH} characters.",
+            {"password": [f"At least {MIN_LENGTH} characters."]},
+        )
+    email = normalize_email(email)
+    if session.scalar(select(User.id).where(User.email == email)) is not None:
+        raise Conflict("An account with this email already exists.")
+    user = User(
+        email=email,
+        display_name=display_name.strip(),
+        password_hash=hash_password(password, n=scrypt_n),
+        role_rows=[UserRole(role=r) for r in sorted(role_set)],
+    )
+    session.add(user)
+    # flush: the caller needs the id, and a concurrent duplicate fails here on the UNIQUE email
+    session.flush()
+    return user
+
+
+def authenticate(session: DbSession, *, email: str, password: str) -> User:
+    """The user with this email and password. Raises BadCredentials."""
+    user = session.scalar(select(User).where(User.email == normalize_email(email)))
+    if user is None:
+        verify_password(password, DUMMY_HASH)
+        raise BadCredentials()
+    if not verify_password(password, user.password_hash):
+        raise BadCredentials()
+    return user
+
+
+def issue_token(session: DbSession, user: User, *, ttl_s: int) -> tuple[str, datetime]:
+    """A new opaque bearer token for ``user`` and its expiry; only its hash is stored."""
+    token = secrets.token_urlsafe(32)
+    expires_at = utcnow() + timedelta(seconds=ttl_s)
+    session.add(ApiToken(user_id=user.id, token_hash=_token_hash(token), expires_at=expires_at))
+    return token, expires_at
+
+
+def user_for_token(session: DbSession, token: str) -> User | None:
+    """The user a live (unexpired, unrevoked) token belongs to, or None."""
+    return session.scalar(
+        select(User)
+        .join(ApiToken, ApiToken.user_id == User.id)
+        .where(
+            ApiToken.token_hash == _token_hash(token),
+            ApiToken.revoked_at.is_(None),
+            ApiToken.expires_at > utcnow(),
+        )
+    )
+
+
+def revoke_token(session: DbSession, token: str) -> None:
+    """Revoke a token; revoking twice is harmless."""
+    session.execute(
+        update(ApiToken)
+        .where(ApiToken.token_hash == _token_hash(token), ApiToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+
+
+def get_user(session: DbSession, user_id: int) -> User | None:
+    return session.get(User, user_id)

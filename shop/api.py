@@ -1,0 +1,83 @@
+"""The flask-smorest Api object: request validation and the OpenAPI document in one place.
+
+Every blueprint is a ``shop.api.Blueprint``; every error response is documented as
+``application/problem+json`` with ``ProblemSchema``.
+"""
+
+from __future__ import annotations
+
+import http
+from typing import Any
+
+import marshmallow as ma
+from flask_smorest import Api as _Api
+from flask_smorest import Blueprint as Blueprint  # re-exported for the packages
+from flask_smorest.utils import prepare_response
+
+from shop.errors import PROBLEM_JSON
+
+
+class ProblemSchema(ma.Schema):
+    type = ma.fields.String(required=True)
+    title = ma.fields.String(required=True)
+    status = ma.fields.Integer(required=True)
+    detail = ma.fields.String(required=True)
+    errors = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.List(ma.fields.String()))
+
+    class Meta:
+        unknown = ma.INCLUDE
+
+
+class Api(_Api):
+    ERROR_SCHEMA = ProblemSchema
+
+    def _register_error_handlers(self) -> None:
+        """Errors are handled by ``shop.errors.register``, not by flask-smorest."""
+
+    def _register_responses(self) -> None:
+        for status in http.HTTPStatus:
+            response: dict[str, Any] = {"description": status.phrase}
+            if not (100 <= status < 200) and status not in (204, 304):
+                response["schema"] = self.ERROR_SCHEMA
+            prepare_response(response, self.spec, PROBLEM_JSON)
+            self.spec.components.response(status.name, response, lazy=True)
+        response = {"description": "Error (problem+json)", "schema": self.ERROR_SCHEMA}
+        prepare_response(response, self.spec, PROBLEM_JSON)
+        self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
+
+
+api = Api()
+
+OPENAPI_CONFIG = {
+    "API_TITLE": "Shanhuo",
+    "API_VERSION": "v1",
+    "OPENAPI_VERSION": "3.0.3",
+    "OPENAPI_URL_PREFIX": "/api",
+    "OPENAPI_JSON_PATH": "openapi.json",
+    "OPENAPI_SWAGGER_UI_PATH": None,
+    "OPENAPI_REDOC_PATH": None,
+    "API_SPEC_OPTIONS": {
+        "components": {
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+        },
+    },
+}
+
+
+class ListQuery(ma.Schema):
+    """``?limit=&cursor=`` of every list endpoint."""
+
+    limit = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=200))
+    cursor = ma.fields.String(load_default=None, allow_none=True)
+
+
+def page_schema(item: type[ma.Schema], name: str) -> type[ma.Schema]:
+    """``{"items": [...], "next_cursor": str|null}`` around an item schema."""
+    return type(
+        name,
+        (ma.Schema,),
+        {
+            "items": ma.fields.List(ma.fields.Nested(item), required=True),
+            "next_cursor": ma.fields.String(allow_none=True, required=True),
+        },
+    )

@@ -1,0 +1,96 @@
+"""The application factory and the composition root: the one place that knows every package."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import redis
+from flask import Flask
+from flask_migrate import Migrate
+
+from shop import config as config_module
+from shop import errors
+from shop.api import OPENAPI_CONFIG, Api
+from shop.celery_app import init_celery
+from shop.db import db, engine_options
+from shop.ratelimit import MemoryRateLimiter, RedisRateLimiter
+
+MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
+
+migrate = Migrate()
+
+
+def _blueprints() -> list[Any]:
+    """Every package's blueprint. Imported here, so no package imports another's API."""
+    from shop.accounts.api import blp as accounts
+    from shop.health import blp as health
+
+    return [health, accounts]
+
+
+def demo_seeders() -> list[Any]:
+    """Each package's ``seed_demo(session)``, in dependency order, for ``shanhuo seed-demo``."""
+    from shop.accounts.demo import seed_demo as accounts
+
+    return [accounts]
+
+
+def create_app(overrides: dict[str, Any] | None = None) -> Flask:
+    config = config_module.load(overrides)
+    app = Flask("shop", instance_path=config["INSTANCE_DIR"])
+    app.config.update(config)
+    app.config.update(OPENAPI_CONFIG)
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(config["DATABASE_URL"])
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    os.makedirs(app.instance_path, exist_ok=True)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=MIGRATIONS_DIR, compare_type=True)
+    init_celery(app)
+
+    if app.config["REDIS_URL"]:
+        client = redis.Redis.from_url(app.config["REDIS_URL"], socket_timeout=5)
+        app.extensions["shanhuo.redis"] = client
+        app.extensions["shanhuo.ratelimiter"] = RedisRateLimiter(client)
+    else:
+        app.extensions["shanhuo.ratelimiter"] = MemoryRateLimiter()
+
+    api = Api(app)
+    app.extensions["shanhuo.api"] = api
+    for blueprint in _blueprints():
+        api.register_blueprint(blueprint)
+    _register_docs(app)
+    errors.register(app)
+
+    from shop.cli import register_commands
+
+    register_commands(app)
+    return app
+
+
+def _register_docs(app: Flask) -> None:
+    from shop.auth import public
+
+    @app.get("/api/docs")
+    @public
+    def api_docs() -> tuple[str, int, dict[str, str]]:
+        return DOCS_PAGE, 200, {"Content-Type": "text/html; charset=utf-8"}
+
+
+DOCS_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Shanhuo API</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css">
+</head><body><div id="ui"><p>The OpenAPI document is at
+<a href="/api/openapi.json">/api/openapi.json</a>.</p></div>
+<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
+<script>
+if (window.SwaggerUIBundle) SwaggerUIBundle({url: "/api/openapi.json", dom_id: "#ui"});
+</script>
+</body></html>
+"""

@@ -1,0 +1,61 @@
+"""Configuration: defaults (the embedded setup), then the environment, then overrides.
+
+Read once, in the app factory. Every default runs on a fresh checkout with nothing
+but Python: a SQLite file under ``instance/``, tasks run eagerly in-process, the
+sandbox payment provider, in-process pub/sub and rate limits.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+INSTANCE_DIR = Path(os.environ.get("SHANHUO_INSTANCE", Path.cwd() / "instance"))
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return default if raw in (None, "") else int(raw)
+
+
+def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Return the app's configuration as a plain dict."""
+    env = os.environ.get
+    instance = Path(env("SHANHUO_INSTANCE") or INSTANCE_DIR)
+    config: dict[str, Any] = {
+        "SHANHUO_ENV": env("SHANHUO_ENV", "development"),
+        "SECRET_KEY": env("SECRET_KEY") or None,
+        "INSTANCE_DIR": str(instance),
+        "DATABASE_URL": env("DATABASE_URL") or f"sqlite:///{instance / 'shanhuo.sqlite3'}",
+        "REDIS_URL": env("REDIS_URL") or None,
+        "CELERY_BROKER_URL": env("CELERY_BROKER_URL") or None,
+        "STRIPE_SECRET_KEY": env("STRIPE_SECRET_KEY") or None,
+        "STRIPE_WEBHOOK_SECRET": env("STRIPE_WEBHOOK_SECRET") or None,
+        "STRIPE_API_BASE": env("STRIPE_API_BASE") or None,
+        "CURRENCY": env("CURRENCY", "cny"),
+        "MEDIA_ROOT": env("MEDIA_ROOT") or str(instance / "media"),
+        "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 15 * 1024 * 1024),
+        "ORDER_PAYMENT_TIMEOUT_S": _int("ORDER_PAYMENT_TIMEOUT_S", 900),
+        "CLAIM_LEASE_S": _int("CLAIM_LEASE_S", 1800),
+        "TOKEN_TTL_S": _int("TOKEN_TTL_S", 30 * 24 * 3600),
+        #: token endpoint: attempts per window, per client address and per email
+        "LOGIN_RATE_LIMIT": _int("LOGIN_RATE_LIMIT", 10),
+        "LOGIN_RATE_WINDOW_S": _int("LOGIN_RATE_WINDOW_S", 60),
+        #: scrypt cost; lowered only by the test suite to keep it fast
+        "PASSWORD_SCRYPT_N": _int("PASSWORD_SCRYPT_N", 2**15),
+        "SHOP_TIMEZONE": env("SHOP_TIMEZONE", "Asia/Shanghai"),
+    }
+    config.update(overrides or {})
+
+    if not config["SECRET_KEY"]:
+        if config["SHANHUO_ENV"] == "production":
+            raise RuntimeError("SECRET_KEY must be set when SHANHUO_ENV=production")
+        config["SECRET_KEY"] = secrets.token_hex(32)
+    if config["DATABASE_URL"].startswith("postgres://"):
+        config["DATABASE_URL"] = "postgresql+psycopg://" + config["DATABASE_URL"][11:]
+    if config["DATABASE_URL"].startswith("postgresql://"):
+        config["DATABASE_URL"] = "postgresql+psycopg://" + config["DATABASE_URL"][13:]
+    config["SQLALCHEMY_DATABASE_URI"] = config["DATABASE_URL"]
+    return config

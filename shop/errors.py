@@ -1,0 +1,158 @@
+"""Domain errors and the one handler that turns every error into problem+json (RFC 9457)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+from flask import Flask, Response, json
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class DomainError(Exception):
+    """A rule said no. Services raise these; the handler maps them to problem+json."""
+
+    type: ClassVar[str] = "error"
+    status: ClassVar[int] = 400
+    title: ClassVar[str] = "Request refused"
+
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.extra = extra
+
+
+class ValidationFailed(DomainError):
+    type = "validation"
+    status = 422
+    title = "The request is not valid"
+
+    def __init__(self, detail: str | None = None, errors: dict[str, list[str]] | None = None):
+        super().__init__(detail, errors=errors or {})
+
+
+class Unauthorized(DomainError):
+    type = "unauthorized"
+    status = 401
+    title = "Authentication required"
+
+
+class Forbidden(DomainError):
+    type = "forbidden"
+    status = 403
+    title = "Not allowed"
+
+
+class NotFound(DomainError):
+    type = "not-found"
+    status = 404
+    title = "Not found"
+
+
+class Conflict(DomainError):
+    type = "conflict"
+    status = 409
+    title = "Conflict with the current state"
+
+
+class RateLimited(DomainError):
+    type = "rate-limited"
+    status = 429
+    title = "Too many requests"
+
+
+# Short stable `type` words for the HTTP errors werkzeug raises itself.
+HTTP_TYPES = {
+    400: "bad-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+    406: "not-acceptable",
+    409: "conflict",
+    413: "too-large",
+    415: "unsupported-media-type",
+    422: "validation",
+    429: "rate-limited",
+}
+
+
+def problem(
+    status: int,
+    type_: str,
+    title: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response:
+    body = {"type": type_, "title": title, "status": status, "detail": detail, **extra}
+    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _flatten_webargs(messages: dict[str, Any]) -> dict[str, list[str]]:
+    """webargs reports ``{location: {field: [msg]}}``; clients want ``{field: [msg]}``."""
+    errors: dict[str, list[str]] = {}
+
+    def add(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                add(f"{prefix}.{key}" if prefix else str(key), inner)
+        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+            errors.setdefault(prefix or "_schema", []).extend(value)
+        else:
+            errors.setdefault(prefix or "_schema", []).append(str(value))
+
+    for location, fields in messages.items():
+        if location in ("json", "query", "form", "files", "headers", "view_args"):
+            add("", fields)
+        else:
+            add(location, fields)
+    return errors
+
+
+def handle_domain_error(error: DomainError) -> Response:
+    return problem(error.status, error.type, error.title, error.detail, **error.extra)
+
+
+def handle_http_exception(error: HTTPException) -> Response:
+    status = error.code or 500
+    data = getattr(error, "data", None) or {}
+    messages = data.get("messages") or data.get("errors")
+    headers = dict(data.get("headers") or {})
+    if status == 405 and error.valid_methods:  # type: ignore[attr-defined]
+        headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
+    if status == 400 and messages and "json" in messages and _is_bad_json(messages["json"]):
+        return problem(400, "malformed", "Malformed JSON", "The request body is not valid JSON.")
+    if status == 422 and messages:
+        return problem(
+            422,
+            "validation",
+            "The request is not valid",
+            "Some fields are missing or invalid; see `errors`.",
+            errors=_flatten_webargs(messages),
+        )
+    title = error.name
+    detail = data.get("message") or error.description or title
+    return problem(status, HTTP_TYPES.get(status, "error"), title, detail, headers)
+
+
+def _is_bad_json(messages: Any) -> bool:
+    return isinstance(messages, list) and any("JSON" in str(m) for m in messages)
+
+
+def handle_unexpected(error: Exception) -> Response:
+    log.exception("unhandled error")
+    return problem(500, "internal", "Internal error", "Something went wrong on our side.")
+
+
+def register(app: Flask) -> None:
+    app.register_error_handler(DomainError, handle_domain_error)
+    app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(Exception, handle_unexpected)

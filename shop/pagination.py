@@ -1,0 +1,35 @@
+"""Keyset pagination for every list endpoint: ``{"items", "next_cursor"}``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Select
+from sqlalchemy.orm import InstrumentedAttribute
+
+from shop.db import DbSession
+from shop.errors import ValidationFailed
+
+
+def paginate(
+    session: DbSession,
+    stmt: Select[Any],
+    key: InstrumentedAttribute[int],
+    *,
+    limit: int,
+    cursor: str | None,
+    descending: bool = False,
+) -> dict[str, Any]:
+    """One page of ``stmt`` ordered by the integer column ``key``; the cursor is the last key."""
+    if cursor:
+        try:
+            after = int(cursor)
+        except ValueError:
+            raise ValidationFailed(
+                "The cursor is not one this server gave out.", {"cursor": ["Invalid cursor."]}
+            ) from None
+        stmt = stmt.where(key < after if descending else key > after)
+    stmt = stmt.order_by(key.desc() if descending else key.asc()).limit(limit + 1)
+    rows = list(session.scalars(stmt))
+    next_cursor = str(getattr(rows[limit - 1], key.key)) if len(rows) > limit else None
+    return {"items": rows[:limit], "next_cursor": next_cursor}
