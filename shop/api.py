@@ -13,6 +13,7 @@ import marshmallow as ma
 from flask_smorest import Api as _Api
 from flask_smorest import Blueprint as Blueprint  # re-exported for the packages
 from flask_smorest.utils import prepare_response
+from werkzeug.routing import IntegerConverter
 
 from shop.errors import PROBLEM_JSON
 
@@ -46,7 +47,25 @@ class Api(_Api):
         self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
 
 
-api = Api()
+class IdConverter(IntegerConverter):
+    """``<int:id>`` in every route: a database id, 1 … 2³¹−1. Anything else is a 404,
+    never a query that overflows the column."""
+
+    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("min", 1)
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(map, *args, **kwargs)
+
+
+def id_param_schema(converter: IdConverter) -> dict[str, Any]:
+    return {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+
+
+def install_converters(app: Any, api: Api) -> None:
+    """Make ``<int:…>`` the bounded id converter, in routing and in the OpenAPI document."""
+    app.url_map.converters["int"] = IdConverter
+    api.register_converter(IdConverter, id_param_schema)
+
 
 OPENAPI_CONFIG = {
     "API_TITLE": "Shanhuo",
@@ -62,6 +81,17 @@ OPENAPI_CONFIG = {
         },
     },
 }
+
+
+class Int(ma.fields.Integer):
+    """A JSON integer: ``12.5``, ``12.0`` and ``"12"`` are refused, never truncated."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(strict=True, **kwargs)
+
+
+class Fen(Int):
+    """Money: an integer number of fen (1/100 CNY)."""
 
 
 class ListQuery(ma.Schema):

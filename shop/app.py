@@ -13,7 +13,7 @@ from flask_migrate import Migrate
 
 from shop import config as config_module
 from shop import errors
-from shop.api import OPENAPI_CONFIG, Api
+from shop.api import OPENAPI_CONFIG, Api, install_converters
 from shop.celery_app import init_celery
 from shop.db import db, engine_options
 from shop.ratelimit import MemoryRateLimiter, RedisRateLimiter
@@ -26,9 +26,10 @@ migrate = Migrate()
 def _blueprints() -> list[Any]:
     """Every package's blueprint. Imported here, so no package imports another's API."""
     from shop.accounts.api import blp as accounts
+    from shop.catalog.api import blp as catalog
     from shop.health import blp as health
 
-    return [health, accounts]
+    return [health, accounts, catalog]
 
 
 def demo_seeders() -> list[Any]:
@@ -61,6 +62,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         app.extensions["shanhuo.ratelimiter"] = MemoryRateLimiter()
 
     api = Api(app)
+    install_converters(app, api)
     app.extensions["shanhuo.api"] = api
     for blueprint in _blueprints():
         api.register_blueprint(blueprint)

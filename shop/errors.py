@@ -59,6 +59,12 @@ class Conflict(DomainError):
     title = "Conflict with the current state"
 
 
+class OutOfStock(DomainError):
+    type = "out-of-stock"
+    status = 409
+    title = "Not enough stock"
+
+
 class RateLimited(DomainError):
     type = "rate-limited"
     status = 429

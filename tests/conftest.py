@@ -27,6 +27,7 @@ from shop.db import db
 TEST_PASSWORD = "correct horse battery"
 
 _user_numbers = itertools.count(1)  # unique emails across the whole run (rate limits remember)
+_product_numbers = itertools.count(1)
 
 
 def _database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
@@ -170,3 +171,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason="needs PostgreSQL (DATABASE_URL)"))
         if "redis" in item.keywords and not has_redis:
             item.add_marker(pytest.mark.skip(reason="needs Redis (REDIS_URL)"))
+
+
+@pytest.fixture
+def make_product(app: Flask) -> Callable[..., Any]:
+    """``make_product(stock=5, price_fen=3990)`` → a product (shiitake by default)."""
+    from shop.catalog import service as catalog
+
+    def make(**fields: Any) -> Any:
+        n = next(_product_numbers)
+        values: dict[str, Any] = {
+            "sku": f"SKU-{n}",
+            "name": f"香菇 Shiitake {n}",
+            "category": "mushroom",
+            "unit_label": "500 g bag",
+            "unit_weight_g": 500,
+            "price_fen": 3990,
+            "stock": 100,
+            "packing_rate_fen": 50,
+        }
+        values.update(fields)
+        product = catalog.create_product(db.session, **values)
+        db.session.commit()
+        return product
+
+    return make

@@ -1,0 +1,1 @@
+"""Products, their stock and its history."""

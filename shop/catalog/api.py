@@ -1,0 +1,96 @@
+"""Catalog endpoints: products, stock adjustments."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from shop.accounts.models import Role
+from shop.api import Blueprint, ListQuery
+from shop.auth import current_user, public, requires
+from shop.catalog import service
+from shop.catalog.models import Product
+from shop.catalog.schemas import ProductIn, ProductOut, ProductPage, ProductPatch, StockIn
+from shop.db import db
+from shop.pagination import paginate
+
+blp = Blueprint("catalog", __name__, url_prefix="/api/v1", description="Products and stock")
+
+
+def product_json(product: Product) -> dict[str, Any]:
+    """A product as the API shows it, with its images' renditions."""
+    return {
+        "id": product.id,
+        "sku": product.sku,
+        "name": product.name,
+        "category": product.category,
+        "unit_label": product.unit_label,
+        "unit_weight_g": product.unit_weight_g,
+        "price_fen": product.price_fen,
+        "stock": product.stock,
+        "packing_rate_fen": product.packing_rate_fen,
+        "images": [],
+    }
+
+
+@blp.route("/products", methods=["POST"])
+@requires(Role.ADMIN, Role.STREAMER)
+@blp.arguments(ProductIn)
+@blp.response(201, ProductOut)
+@blp.alt_response(409, response="CONFLICT")
+def create_product(data: dict[str, Any]) -> Any:
+    """Add a product to the catalog."""
+    product = service.create_product(db.session, **data)
+    db.session.commit()
+    return product_json(product)
+
+
+@blp.route("/products", methods=["GET"])
+@public
+@blp.arguments(ListQuery, location="query")
+@blp.response(200, ProductPage)
+def list_products(query: dict[str, Any]) -> Any:
+    """Every product, oldest first."""
+    page = paginate(db.session, select(Product), Product.id, **query)
+    return {**page, "items": [product_json(p) for p in page["items"]]}
+
+
+@blp.route("/products/<int:product_id>", methods=["GET"])
+@public
+@blp.response(200, ProductOut)
+@blp.alt_response(404, response="NOT_FOUND")
+def get_product(product_id: int) -> Any:
+    """One product."""
+    return product_json(service.get_product(db.session, product_id))
+
+
+@blp.route("/products/<int:product_id>", methods=["PATCH"])
+@requires(Role.ADMIN, Role.STREAMER)
+@blp.arguments(ProductPatch)
+@blp.response(200, ProductOut)
+@blp.alt_response(404, response="NOT_FOUND")
+def patch_product(changes: dict[str, Any], product_id: int) -> Any:
+    """Change a product's name, price or packing rate."""
+    product = service.update_product(db.session, product_id, changes)
+    db.session.commit()
+    return product_json(product)
+
+
+@blp.route("/products/<int:product_id>/stock", methods=["POST"])
+@requires(Role.ADMIN)
+@blp.arguments(StockIn)
+@blp.response(200, ProductOut)
+@blp.alt_response(404, response="NOT_FOUND")
+@blp.alt_response(409, response="CONFLICT", description="out-of-stock: would go below zero")
+def adjust_stock(data: dict[str, Any], product_id: int) -> Any:
+    """Add or remove stock by hand, with a reason kept in the history."""
+    product = service.adjust_stock(
+        db.session,
+        product_id,
+        delta=data["delta"],
+        reason=data["reason"],
+        actor_id=current_user().id,
+    )
+    db.session.commit()
+    return product_json(product)

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shop.db import Base, utcnow
+
+
+class Category(StrEnum):
+    MUSHROOM = "mushroom"
+    FUNGUS = "fungus"
+    POMELO = "pomelo"
+    OTHER = "other"
+
+
+CATEGORY_VALUES = ", ".join(f"'{c.value}'" for c in Category)
+
+
+class Product(Base):
+    __tablename__ = "products"
+    __table_args__ = (
+        CheckConstraint("stock >= 0", name="stock_not_negative"),
+        CheckConstraint("price_fen >= 0", name="price_not_negative"),
+        CheckConstraint("packing_rate_fen >= 0", name="packing_rate_not_negative"),
+        CheckConstraint("unit_weight_g > 0", name="unit_weight_positive"),
+        CheckConstraint(f"category IN ({CATEGORY_VALUES})", name="category_known"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sku: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    category: Mapped[str] = mapped_column(String(20))
+    unit_label: Mapped[str] = mapped_column(String(40))  #: e.g. "500 g bag", "5 kg box"
+    unit_weight_g: Mapped[int]  #: integer grams per unit
+    price_fen: Mapped[int]  #: list price per unit, integer fen
+    stock: Mapped[int]  #: units on hand, not allotted to any live listing
+    packing_rate_fen: Mapped[int] = mapped_column(default=0)  #: piece rate per unit packed
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StockMovement(Base):
+    """History of manual stock changes: who changed how much, and why."""
+
+    __tablename__ = "stock_movements"
+    __table_args__ = (Index("ix_stock_movements_product_id", "product_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    delta: Mapped[int]  #: units added (+) or removed (-)
+    stock_after: Mapped[int]
+    reason: Mapped[str] = mapped_column(String(200))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

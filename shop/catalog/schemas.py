@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import validate
+
+from shop.api import Fen, Int, page_schema
+from shop.catalog.models import Category
+
+MAX_UNITS = 1_000_000
+MAX_FEN = 100_000_000  # ¥1,000,000 per unit: far above anything we sell
+
+
+class ProductIn(ma.Schema):
+    sku = ma.fields.String(
+        required=True, validate=[validate.Length(min=1, max=64), validate.Regexp(r"^\S+$")]
+    )
+    name = ma.fields.String(required=True, validate=validate.Length(min=1, max=200))
+    category = ma.fields.String(required=True, validate=validate.OneOf([c.value for c in Category]))
+    unit_label = ma.fields.String(required=True, validate=validate.Length(min=1, max=40))
+    unit_weight_g = Int(required=True, validate=validate.Range(min=1, max=1_000_000))
+    price_fen = Fen(required=True, validate=validate.Range(min=0, max=MAX_FEN))
+    stock = Int(required=True, validate=validate.Range(min=0, max=MAX_UNITS))
+    packing_rate_fen = Fen(load_default=0, validate=validate.Range(min=0, max=MAX_FEN))
+
+
+class ProductPatch(ma.Schema):
+    name = ma.fields.String(validate=validate.Length(min=1, max=200))
+    price_fen = Fen(validate=validate.Range(min=0, max=MAX_FEN))
+    packing_rate_fen = Fen(validate=validate.Range(min=0, max=MAX_FEN))
+
+
+class StockIn(ma.Schema):
+    delta = Int(required=True, validate=validate.Range(min=-MAX_UNITS, max=MAX_UNITS))
+    reason = ma.fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+class ImageOut(ma.Schema):
+    media_id = ma.fields.Integer(required=True)
+    renditions = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.String())
+
+
+class ProductOut(ma.Schema):
+    id = ma.fields.Integer(required=True)
+    sku = ma.fields.String(required=True)
+    name = ma.fields.String(required=True)
+    category = ma.fields.String(required=True)
+    unit_label = ma.fields.String(required=True)
+    unit_weight_g = Int(required=True)
+    price_fen = Fen(required=True)
+    stock = Int(required=True)
+    packing_rate_fen = Fen(required=True)
+    images = ma.fields.List(ma.fields.Nested(ImageOut), required=True)
+
+
+ProductPage = page_schema(ProductOut, "ProductPage")
