@@ -196,3 +196,7 @@ def make_product(app: Flask) -> Callable[..., Any]:
         return product
 
     return make
+
+
+# Stripe: a real localstripe server on loopback (tests/support/stripe.py).
+from tests.support.stripe import localstripe, localstripe_server  # noqa: E402, F401
