@@ -66,7 +66,8 @@ def localstripe_server() -> Iterator[LocalStripe]:
             break
         except requests.ConnectionError:
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"localstripe did not start: {process.stderr.read()!r}")  # type: ignore[union-attr]
+                errors = process.stderr.read() if process.stderr else b""
+                raise RuntimeError(f"localstripe did not start: {errors!r}") from None
             time.sleep(0.1)
     try:
         yield LocalStripe(base_url)
