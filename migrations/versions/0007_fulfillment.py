@@ -1,14 +1,14 @@
 """fulfillment: workshops, packing tasks, earnings
 
-Revision ID: 0006_fulfillment
-Revises: 0005_contracts
+Revision ID: 0007_fulfillment
+Revises: 0006_contracts
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0006_fulfillment'
-down_revision = '0005_contracts'
+revision = '0007_fulfillment'
+down_revision = '0006_contracts'
 branch_labels = None
 depends_on = None
 

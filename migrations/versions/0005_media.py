@@ -1,14 +1,14 @@
 """media: images, renditions, product images
 
-Revision ID: 0004_media
-Revises: 0003_shop
+Revision ID: 0005_media
+Revises: 0004_payments
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0004_media'
-down_revision = '0003_shop'
+revision = '0005_media'
+down_revision = '0004_payments'
 branch_labels = None
 depends_on = None
 

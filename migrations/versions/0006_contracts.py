@@ -1,14 +1,14 @@
 """contracts: farmers, market prices, contracts, deliveries, payouts
 
-Revision ID: 0005_contracts
-Revises: 0004_media
+Revision ID: 0006_contracts
+Revises: 0005_media
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0005_contracts'
-down_revision = '0004_media'
+revision = '0006_contracts'
+down_revision = '0005_media'
 branch_labels = None
 depends_on = None
 
