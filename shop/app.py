@@ -25,11 +25,12 @@ migrate = Migrate()
 
 def _blueprints() -> list[Any]:
     """Every package's blueprint. Imported here, so no package imports another's API."""
+    from media.api import blp as media
     from shop.accounts.api import blp as accounts
     from shop.catalog.api import blp as catalog
     from shop.health import blp as health
 
-    return [health, accounts, catalog]
+    return [health, accounts, catalog, media]
 
 
 def demo_seeders() -> list[Any]:
@@ -69,9 +70,11 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     _register_docs(app)
     errors.register(app)
 
+    from media.cli import register_commands as register_media_commands
     from shop.cli import register_commands
 
     register_commands(app)
+    register_media_commands(app)
     return app
 
 

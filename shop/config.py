@@ -37,6 +37,12 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "CURRENCY": env("CURRENCY", "cny"),
         "MEDIA_ROOT": env("MEDIA_ROOT") or str(instance / "media"),
         "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 15 * 1024 * 1024),
+        #: media: uploads with more pixels are refused before decoding (decompression bombs)
+        "MEDIA_MAX_PIXELS": _int("MEDIA_MAX_PIXELS", 40_000_000),
+        #: media: where stored images are served from (a CDN in front, or this app's /media)
+        "MEDIA_URL_BASE": env("MEDIA_URL_BASE") or "/media",
+        #: packing slips: a CJK font file; unset → the first installed system CJK font
+        "SLIP_FONT_PATH": env("SLIP_FONT_PATH") or None,
         "ORDER_PAYMENT_TIMEOUT_S": _int("ORDER_PAYMENT_TIMEOUT_S", 900),
         "CLAIM_LEASE_S": _int("CLAIM_LEASE_S", 1800),
         "TOKEN_TTL_S": _int("TOKEN_TTL_S", 30 * 24 * 3600),

@@ -4,22 +4,41 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import select
 
 from shop.accounts.models import Role
 from shop.api import Blueprint, ListQuery
 from shop.auth import current_user, public, requires
-from shop.catalog import service
+from shop.catalog import images, service
 from shop.catalog.models import Product
-from shop.catalog.schemas import ProductIn, ProductOut, ProductPage, ProductPatch, StockIn
+from shop.catalog.schemas import (
+    ImageIn,
+    ProductIn,
+    ProductOut,
+    ProductPage,
+    ProductPatch,
+    StockIn,
+)
 from shop.db import db
 from shop.pagination import paginate
 
 blp = Blueprint("catalog", __name__, url_prefix="/api/v1", description="Products and stock")
 
 
-def product_json(product: Product) -> dict[str, Any]:
-    """A product as the API shows it, with its images' renditions."""
+def _media_url_base() -> str:
+    return str(current_app.config["MEDIA_URL_BASE"])
+
+
+def product_json(
+    product: Product, product_images: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """A product as the API shows it, with its images' renditions.
+
+    ``product_images`` (from ``images.images_of``) saves a query per product in lists.
+    """
+    if product_images is None:
+        product_images = images.list_images(db.session, product.id, _media_url_base())
     return {
         "id": product.id,
         "sku": product.sku,
@@ -30,7 +49,7 @@ def product_json(product: Product) -> dict[str, Any]:
         "price_fen": product.price_fen,
         "stock": product.stock,
         "packing_rate_fen": product.packing_rate_fen,
-        "images": [],
+        "images": product_images,
     }
 
 
@@ -53,7 +72,8 @@ def create_product(data: dict[str, Any]) -> Any:
 def list_products(query: dict[str, Any]) -> Any:
     """Every product, oldest first."""
     page = paginate(db.session, select(Product), Product.id, **query)
-    return {**page, "items": [product_json(p) for p in page["items"]]}
+    shown = images.images_of(db.session, [p.id for p in page["items"]], _media_url_base())
+    return {**page, "items": [product_json(p, shown[p.id]) for p in page["items"]]}
 
 
 @blp.route("/products/<int:product_id>", methods=["GET"])
@@ -94,3 +114,16 @@ def adjust_stock(data: dict[str, Any], product_id: int) -> Any:
     )
     db.session.commit()
     return product_json(product)
+
+
+@blp.route("/products/<int:product_id>/images", methods=["POST"])
+@requires(Role.ADMIN, Role.STREAMER)
+@blp.arguments(ImageIn)
+@blp.response(200, ProductOut)
+@blp.alt_response(404, response="NOT_FOUND")
+@blp.alt_response(422, response="UNPROCESSABLE_ENTITY", description="unknown media_id")
+def attach_image(data: dict[str, Any], product_id: int) -> Any:
+    """Show an uploaded image (``POST /api/v1/media``) on a product, after its others."""
+    images.attach_image(db.session, product_id, data["media_id"])
+    db.session.commit()
+    return product_json(service.get_product(db.session, product_id))

@@ -34,6 +34,10 @@ class StockIn(ma.Schema):
     reason = ma.fields.String(required=True, validate=validate.Length(min=1, max=200))
 
 
+class ImageIn(ma.Schema):
+    media_id = Int(required=True, validate=validate.Range(min=1, max=2**31 - 1))
+
+
 class ImageOut(ma.Schema):
     media_id = ma.fields.Integer(required=True)
     renditions = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.String())
