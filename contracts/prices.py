@@ -1,0 +1,253 @@
+"""Market prices: single entries, the all-or-nothing CSV import, and the price in force on a day."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import re
+from dataclasses import dataclass, replace
+from datetime import date
+from typing import Any
+
+from sqlalchemy import select, tuple_
+
+from contracts.errors import InvalidCsv
+from contracts.models import STANDARD_GRADE, MarketPrice
+from shop.catalog import service as catalog
+from shop.catalog.models import Product
+from shop.db import DbSession
+from shop.errors import Conflict, NotFound, ValidationFailed
+
+CSV_HEADER = ("product_sku", "grade", "price_fen_per_kg", "effective_on", "source")
+MAX_PRICE_FEN_PER_KG = 1_000_000  #: ¥10,000 per kg: far above any produce we buy
+MAX_CSV_ROWS = 10_000
+GRADE_PATTERN = re.compile(r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]{0,38}[^\s\x00-\x1f\x7f])?$")
+TEXT_PATTERN = re.compile(r"^[^\x00-\x1f\x7f]*$")
+DATE_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+INT_PATTERN = re.compile(r"^[0-9]+$")
+
+
+def _duplicate_message(product: Product, grade: str, effective_on: date) -> str:
+    return (
+        f"A market price for {product.sku} grade {grade!r} effective {effective_on.isoformat()} "
+        "already exists."
+    )
+
+
+def add_market_price(
+    session: DbSession,
+    *,
+    product_id: int,
+    grade: str = STANDARD_GRADE,
+    price_fen_per_kg: int,
+    effective_on: date,
+    source: str,
+    created_by: int | None,
+) -> MarketPrice:
+    """Record one market price. Raises ValidationFailed (unknown product), Conflict (duplicate)."""
+    product = session.get(Product, product_id)
+    if product is None:
+        raise ValidationFailed(
+            f"No product {product_id}.", {"product_id": [f"No product {product_id}."]}
+        )
+    if _existing(session, [(product_id, grade, effective_on)]):
+        raise Conflict(_duplicate_message(product, grade, effective_on))
+    price = MarketPrice(
+        product_id=product_id,
+        grade=grade,
+        price_fen_per_kg=price_fen_per_kg,
+        effective_on=effective_on,
+        source=source,
+        created_by=created_by,
+    )
+    session.add(price)
+    session.flush()  # the caller needs the id; a racing duplicate fails here on UNIQUE
+    return price
+
+
+def _existing(session: DbSession, keys: list[tuple[int, str, date]]) -> set[tuple[int, str, date]]:
+    """Which of these (product_id, grade, effective_on) keys already have a price."""
+    found: set[tuple[int, str, date]] = set()
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        rows = session.execute(
+            select(MarketPrice.product_id, MarketPrice.grade, MarketPrice.effective_on).where(
+                tuple_(MarketPrice.product_id, MarketPrice.grade, MarketPrice.effective_on).in_(
+                    chunk
+                )
+            )
+        )
+        found.update((r.product_id, r.grade, r.effective_on) for r in rows)
+    return found
+
+
+def price_in_force(
+    session: DbSession, *, product_id: int, grade: str, on: date
+) -> MarketPrice | None:
+    """The latest price for this product and grade effective on or before ``on``."""
+    return session.scalar(
+        select(MarketPrice)
+        .where(
+            MarketPrice.product_id == product_id,
+            MarketPrice.grade == grade,
+            MarketPrice.effective_on <= on,
+        )
+        .order_by(MarketPrice.effective_on.desc())
+        .limit(1)
+    )
+
+
+def list_market_prices_query(*, product_id: int | None, grade: str | None) -> Any:
+    stmt = select(MarketPrice)
+    if product_id is not None:
+        stmt = stmt.where(MarketPrice.product_id == product_id)
+    if grade is not None:
+        stmt = stmt.where(MarketPrice.grade == grade)
+    return stmt
+
+
+@dataclass(frozen=True)
+class _Row:
+    line: int
+    product: Product
+    grade: str
+    price_fen_per_kg: int
+    effective_on: date
+    source: str
+
+
+def import_market_prices_csv(session: DbSession, text: str, *, created_by: int | None) -> int:
+    """Import every line of a market-price CSV, or none. Returns how many were imported.
+
+    Raises InvalidCsv with ``errors: [{line, message}]`` naming every bad line (line 1
+    is the header); nothing is written then. A product/grade/date that appears twice in
+    the file, or is already stored, is an error.
+    """
+    errors: list[dict[str, Any]] = []
+    rows: list[_Row] = []
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""), strict=True)
+    try:
+        header = next(reader, None)
+    except csv.Error as error:
+        raise InvalidCsv(errors=[{"line": 1, "message": f"Unreadable header: {error}."}]) from None
+    if header is None or tuple(h.strip() for h in header) != CSV_HEADER:
+        raise InvalidCsv(
+            "The first line must be the header " + ",".join(CSV_HEADER) + ".",
+            errors=[{"line": 1, "message": "The header must be " + ",".join(CSV_HEADER) + "."}],
+        )
+
+    products: dict[str, Product | None] = {}
+    first_seen: dict[tuple[int, str, date], int] = {}
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as error:
+            errors.append({"line": reader.line_num, "message": f"Not valid CSV: {error}."})
+            break
+        line = reader.line_num
+        if not fields or all(not f.strip() for f in fields):
+            continue  # blank lines are allowed (a trailing newline, a spacer)
+        if len(rows) + len(errors) >= MAX_CSV_ROWS:
+            errors.append({"line": line, "message": f"At most {MAX_CSV_ROWS} lines per file."})
+            break
+        row, message = _parse_line(session, fields, products)
+        if message is not None:
+            errors.append({"line": line, "message": message})
+            continue
+        assert row is not None
+        key = (row.product.id, row.grade, row.effective_on)
+        if key in first_seen:
+            errors.append(
+                {
+                    "line": line,
+                    "message": f"Duplicate of line {first_seen[key]}: {row.product.sku} grade "
+                    f"{row.grade!r} effective {row.effective_on.isoformat()}.",
+                }
+            )
+            continue
+        first_seen[key] = line
+        rows.append(replace(row, line=line))
+
+    stored = _existing(session, list(first_seen))
+    for row in rows:
+        if (row.product.id, row.grade, row.effective_on) in stored:
+            message = _duplicate_message(row.product, row.grade, row.effective_on)
+            errors.append({"line": row.line, "message": message})
+    if not rows and not errors:
+        errors.append({"line": 2, "message": "The file has a header but no prices."})
+    if errors:
+        errors.sort(key=lambda e: e["line"])
+        raise InvalidCsv(
+            f"{len(errors)} bad line(s); nothing was imported. "
+            "Fix them and send the whole file again.",
+            imported=0,
+            errors=errors,
+        )
+
+    session.add_all(
+        MarketPrice(
+            product_id=row.product.id,
+            grade=row.grade,
+            price_fen_per_kg=row.price_fen_per_kg,
+            effective_on=row.effective_on,
+            source=row.source,
+            created_by=created_by,
+        )
+        for row in rows
+    )
+    session.flush()  # a racing import of the same key fails here on UNIQUE, inside the request
+    return len(rows)
+
+
+def _parse_line(
+    session: DbSession, fields: list[str], products: dict[str, Product | None]
+) -> tuple[_Row | None, str | None]:
+    """One data line → a row, or the message saying what is wrong with it."""
+    if len(fields) != len(CSV_HEADER):
+        return None, f"Expected {len(CSV_HEADER)} fields, found {len(fields)}."
+    sku, grade, price_text, date_text, source = (f.strip() for f in fields)
+    problems: list[str] = []
+
+    product: Product | None = None
+    if not sku:
+        problems.append("product_sku is empty")
+    else:
+        if sku not in products:
+            try:
+                products[sku] = catalog.get_product_by_sku(session, sku)
+            except NotFound:
+                products[sku] = None
+        product = products[sku]
+        if product is None:
+            problems.append(f"no product with sku {sku!r}")
+
+    grade = grade or STANDARD_GRADE
+    if not GRADE_PATTERN.match(grade):
+        problems.append("grade must be 1–40 printable characters")
+
+    price = 0
+    if not INT_PATTERN.match(price_text):
+        problems.append(f"price_fen_per_kg must be a whole number of fen, not {price_text!r}")
+    else:
+        price = int(price_text)
+        if not 1 <= price <= MAX_PRICE_FEN_PER_KG:
+            problems.append(f"price_fen_per_kg must be between 1 and {MAX_PRICE_FEN_PER_KG}")
+
+    effective_on: date | None = None
+    if DATE_PATTERN.match(date_text):
+        with contextlib.suppress(ValueError):
+            effective_on = date.fromisoformat(date_text)
+    if effective_on is None:
+        problems.append(f"effective_on must be a date YYYY-MM-DD, not {date_text!r}")
+
+    if not source or len(source) > 200 or not TEXT_PATTERN.match(source):
+        problems.append("source must be 1–200 printable characters")
+
+    if problems:
+        message = "; ".join(problems)
+        return None, message[0].upper() + message[1:] + "."
+    assert product is not None and effective_on is not None
+    return _Row(0, product, grade, price, effective_on, source), None
