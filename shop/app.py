@@ -25,19 +25,21 @@ migrate = Migrate()
 
 def _blueprints() -> list[Any]:
     """Every package's blueprint. Imported here, so no package imports another's API."""
+    from contracts.api import blp as contracts
     from media.api import blp as media
     from shop.accounts.api import blp as accounts
     from shop.catalog.api import blp as catalog
     from shop.health import blp as health
 
-    return [health, accounts, catalog, media]
+    return [health, accounts, catalog, media, contracts]
 
 
 def demo_seeders() -> list[Any]:
     """Each package's ``seed_demo(session)``, in dependency order, for ``shanhuo seed-demo``."""
+    from contracts.demo import seed_demo as contracts
     from shop.accounts.demo import seed_demo as accounts
 
-    return [accounts]
+    return [accounts, contracts]
 
 
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
