@@ -30,8 +30,10 @@ def _blueprints() -> list[Any]:
     from shop.accounts.api import blp as accounts
     from shop.catalog.api import blp as catalog
     from shop.health import blp as health
+    from shop.live.api import blp as live
+    from shop.orders.api import blp as orders
 
-    return [health, accounts, catalog, media, contracts]
+    return [health, accounts, catalog, live, orders, media, contracts]
 
 
 def demo_seeders() -> list[Any]:

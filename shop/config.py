@@ -52,6 +52,10 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         #: scrypt cost; lowered only by the test suite to keep it fast
         "PASSWORD_SCRYPT_N": _int("PASSWORD_SCRYPT_N", 2**15),
         "SHOP_TIMEZONE": env("SHOP_TIMEZONE", "Asia/Shanghai"),
+        #: live events: SSE heartbeat comment interval; a stream closes after this many
+        #: seconds (EventSource reconnects with Last-Event-ID)
+        "LIVE_EVENTS_HEARTBEAT_S": _int("LIVE_EVENTS_HEARTBEAT_S", 15),
+        "LIVE_EVENTS_STREAM_S": _int("LIVE_EVENTS_STREAM_S", 600),
         #: contracts: a payout claimed for sending this long ago (sender died) is retried
         "PAYOUT_SENDING_LEASE_S": _int("PAYOUT_SENDING_LEASE_S", 900),
     }

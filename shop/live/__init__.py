@@ -1,0 +1,1 @@
+"""Live sessions: a streamer's show, its flash-price listings and their allotments."""

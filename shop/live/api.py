@@ -1,0 +1,199 @@
+"""Live-session endpoints: schedule, list products, start, pin, end, stats, and the
+Server-Sent Events stream viewers watch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, current_app
+
+from shop import events
+from shop.accounts.models import Role
+from shop.api import Blueprint
+from shop.auth import current_user, public, requires
+from shop.db import db
+from shop.errors import Forbidden
+from shop.live import service
+from shop.live.models import LiveListing, LiveSession, SessionState
+from shop.live.schemas import EventsHeaders, ListingIn, ListingOut, SessionIn, SessionOut, StatsOut
+
+blp = Blueprint(
+    "live", __name__, url_prefix="/api/v1", description="Live sessions, listings, live events"
+)
+
+
+def listing_json(listing: LiveListing) -> dict[str, Any]:
+    return {
+        "id": listing.id,
+        "session_id": listing.session_id,
+        "product_id": listing.product_id,
+        "flash_price_fen": listing.flash_price_fen,
+        "allotted_qty": listing.allotted_qty,
+        "remaining": listing.remaining,
+        "per_buyer_limit": listing.per_buyer_limit,
+    }
+
+
+def session_json(live: LiveSession) -> dict[str, Any]:
+    return {
+        "id": live.id,
+        "title": live.title,
+        "state": live.state,
+        "streamer_id": live.streamer_id,
+        "scheduled_at": live.scheduled_at,
+        "started_at": live.started_at,
+        "ended_at": live.ended_at,
+        "pinned_listing_id": live.pinned_listing_id,
+        "listings": [listing_json(listing) for listing in live.listings],
+    }
+
+
+def _reloaded(live: LiveSession) -> dict[str, Any]:
+    db.session.refresh(live)
+    for listing in live.listings:
+        db.session.refresh(listing)
+    return session_json(live)
+
+
+@blp.route("/live-sessions", methods=["POST"])
+@requires(Role.STREAMER)
+@blp.arguments(SessionIn)
+@blp.response(201, SessionOut)
+def schedule_session(data: dict[str, Any]) -> Any:
+    """Schedule a live session (the caller is its streamer)."""
+    live = service.schedule_session(
+        db.session,
+        streamer_id=current_user().id,
+        title=data["title"],
+        scheduled_at=data["scheduled_at"],
+    )
+    db.session.commit()
+    return session_json(live)
+
+
+@blp.route("/live-sessions/<int:session_id>", methods=["GET"])
+@public
+@blp.response(200, SessionOut)
+@blp.alt_response(404, response="NOT_FOUND")
+def get_session(session_id: int) -> Any:
+    """A session with its listings and what remains of each."""
+    return session_json(service.get_session(db.session, session_id))
+
+
+@blp.route("/live-sessions/<int:session_id>/listings", methods=["POST"])
+@requires(Role.STREAMER)
+@blp.arguments(ListingIn)
+@blp.response(201, ListingOut)
+@blp.alt_response(404, response="NOT_FOUND", description="No such session or product")
+@blp.alt_response(409, response="CONFLICT", description="out-of-stock; conflict (ended)")
+def add_listing(data: dict[str, Any], session_id: int) -> Any:
+    """Put a product on the session: moves `allotted_qty` out of the product's stock."""
+    listing = service.add_listing(db.session, session_id, streamer_id=current_user().id, **data)
+    db.session.commit()
+    return listing_json(listing)
+
+
+@blp.route("/live-sessions/<int:session_id>/start", methods=["POST"])
+@requires(Role.STREAMER)
+@blp.response(200, SessionOut)
+@blp.alt_response(404, response="NOT_FOUND")
+@blp.alt_response(409, response="CONFLICT", description="Not scheduled")
+def start_session(session_id: int) -> Any:
+    """Go live: the listings go on sale."""
+    live = service.start_session(db.session, session_id, streamer_id=current_user().id)
+    db.session.commit()
+    return _reloaded(live)
+
+
+@blp.route("/live-sessions/<int:session_id>/listings/<int:listing_id>/pin", methods=["POST"])
+@requires(Role.STREAMER)
+@blp.response(200, SessionOut)
+@blp.alt_response(404, response="NOT_FOUND")
+@blp.alt_response(409, response="CONFLICT", description="The session has ended")
+def pin_listing(session_id: int, listing_id: int) -> Any:
+    """Show a listing on screen."""
+    live = service.pin_listing(db.session, session_id, listing_id, streamer_id=current_user().id)
+    db.session.commit()
+    return _reloaded(live)
+
+
+@blp.route("/live-sessions/<int:session_id>/end", methods=["POST"])
+@requires(Role.STREAMER)
+@blp.response(200, SessionOut)
+@blp.alt_response(404, response="NOT_FOUND")
+@blp.alt_response(409, response="CONFLICT", description="Already ended")
+def end_session(session_id: int) -> Any:
+    """End the session: what is left of each allotment goes back to its product."""
+    live = service.end_session(db.session, session_id, streamer_id=current_user().id)
+    db.session.commit()
+    return _reloaded(live)
+
+
+@blp.route("/live-sessions/<int:session_id>/stats", methods=["GET"])
+@requires(Role.STREAMER, Role.ADMIN)
+@blp.response(200, StatsOut)
+@blp.alt_response(404, response="NOT_FOUND")
+def session_stats(session_id: int) -> Any:
+    """Orders, paid orders, units, GMV, buyers and returning buyers (the owner or an admin)."""
+    user = current_user()
+    live = service.get_session(db.session, session_id)
+    if live.streamer_id != user.id and not user.has_role(Role.ADMIN):
+        raise Forbidden("Only the streamer who owns this session (or an admin) may see its stats.")
+    return service.session_stats(db.session, session_id)
+
+
+EVENT_STREAM_DOC = {
+    "200": {
+        "description": (
+            "`text/event-stream`: `listing.pinned` `{listing_id}`, `listing.stock` "
+            "`{listing_id, remaining}`, `listing.sold_out` `{listing_id}`, `session.started`, "
+            "`session.ended` (the stream then closes). A `: heartbeat` comment every 15 s; "
+            "each event has an `id:`, and a reconnect with `Last-Event-ID` replays what was missed."
+        ),
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    },
+    "204": {"description": "The session has ended and there is nothing to replay: stop."},
+}
+
+
+@blp.route("/live-sessions/<int:session_id>/events", methods=["GET"])
+@public
+@blp.arguments(EventsHeaders, location="headers")
+@blp.doc(responses=EVENT_STREAM_DOC)
+@blp.alt_response(404, response="NOT_FOUND")
+def session_events(headers: dict[str, Any], session_id: int) -> Any:
+    """Live events of one session as Server-Sent Events (no personal data)."""
+    live = service.get_session(db.session, session_id)
+    ended = live.state == SessionState.ENDED
+    after_id = _event_id(headers.get("last_event_id"))
+    # The stream may last minutes: give the connection back to the pool now.
+    db.session.close()
+    if ended and after_id is None:
+        return Response(status=204)
+    config = current_app.config
+    max_s = float(config["LIVE_EVENTS_STREAM_S"])
+    if current_app.testing:
+        # Bounded under test so a client reading to the end (the API fuzzer) returns.
+        max_s = min(max_s, float(config.get("LIVE_EVENTS_TESTING_STREAM_S", 0.5)))
+    stream = events.sse_stream(
+        events.live_bus(),
+        session_id,
+        after_id=after_id,
+        max_s=0 if ended else max_s,
+        heartbeat_s=float(config["LIVE_EVENTS_HEARTBEAT_S"]),
+    )
+    return Response(
+        stream,
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _event_id(raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        return None  # an id we never gave out: start from now
+    return value if value >= 0 else None

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import validate
+
+from shop.api import Fen, Int
+
+MAX_UNITS = 1_000_000
+MAX_FEN = 100_000_000
+
+
+class SessionIn(ma.Schema):
+    title = ma.fields.String(required=True, validate=validate.Length(min=1, max=200))
+    scheduled_at = ma.fields.AwareDateTime(required=True)
+
+
+class ListingIn(ma.Schema):
+    product_id = Int(required=True, validate=validate.Range(min=1, max=2**31 - 1))
+    flash_price_fen = Fen(required=True, validate=validate.Range(min=0, max=MAX_FEN))
+    allotted_qty = Int(required=True, validate=validate.Range(min=1, max=MAX_UNITS))
+    per_buyer_limit = Int(
+        load_default=None, allow_none=True, validate=validate.Range(min=1, max=MAX_UNITS)
+    )
+
+
+class ListingOut(ma.Schema):
+    id = ma.fields.Integer(required=True)
+    session_id = ma.fields.Integer(required=True)
+    product_id = ma.fields.Integer(required=True)
+    flash_price_fen = ma.fields.Integer(required=True)
+    allotted_qty = ma.fields.Integer(required=True)
+    remaining = ma.fields.Integer(required=True)
+    per_buyer_limit = ma.fields.Integer(required=True, allow_none=True)
+
+
+class SessionOut(ma.Schema):
+    id = ma.fields.Integer(required=True)
+    title = ma.fields.String(required=True)
+    state = ma.fields.String(required=True)
+    streamer_id = ma.fields.Integer(required=True)
+    scheduled_at = ma.fields.AwareDateTime(required=True)
+    started_at = ma.fields.AwareDateTime(required=True, allow_none=True)
+    ended_at = ma.fields.AwareDateTime(required=True, allow_none=True)
+    pinned_listing_id = ma.fields.Integer(required=True, allow_none=True)
+    listings = ma.fields.List(ma.fields.Nested(ListingOut), required=True)
+
+
+class StatsOut(ma.Schema):
+    orders = ma.fields.Integer(required=True)
+    paid_orders = ma.fields.Integer(required=True)
+    units = ma.fields.Integer(required=True)
+    gmv_fen = ma.fields.Integer(required=True)
+    buyers = ma.fields.Integer(required=True)
+    returning_buyers = ma.fields.Integer(required=True)
+
+
+class EventsHeaders(ma.Schema):
+    last_event_id = ma.fields.String(data_key="Last-Event-ID", load_default=None)
+
+    class Meta:
+        unknown = ma.EXCLUDE

@@ -1,0 +1,287 @@
+"""Live-session rules: schedule, list products with an allotment, start, pin, end, stats.
+
+A listing's allotment is stock moved out of the product: listing takes it through
+the catalog's atomic gate; ending the session moves what is left back. The gates
+on a listing (``take_from_listing`` / ``put_back_to_listing``) are single conditional
+UPDATEs of the listing row that also check ``on_sale`` — the session is live — so
+"only while live" and "never oversell" are decided atomically with ending a session.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import distinct, func, select, update
+
+from shop import events
+from shop.catalog import service as catalog
+from shop.db import DbSession, utcnow
+from shop.errors import Conflict, Forbidden, NotFound
+from shop.live.models import LiveListing, LiveSession, SessionState
+
+#: order states in which an order counts as paid (bought, not given back)
+PAID_STATES = ("paid", "packing", "packed", "shipped", "delivered")
+
+
+def get_session(session: DbSession, live_session_id: int) -> LiveSession:
+    """The live session. Raises NotFound."""
+    live = session.get(LiveSession, live_session_id)
+    if live is None:
+        raise NotFound(f"No live session {live_session_id}.")
+    return live
+
+
+def get_listing(session: DbSession, listing_id: int) -> LiveListing:
+    """The listing. Raises NotFound."""
+    listing = session.get(LiveListing, listing_id)
+    if listing is None:
+        raise NotFound(f"No listing {listing_id}.")
+    return listing
+
+
+def _owned(
+    session: DbSession, live_session_id: int, streamer_id: int, *, lock: bool
+) -> LiveSession:
+    """The session if ``streamer_id`` owns it, row-locked when ``lock``.
+
+    Raises NotFound, Forbidden.
+    """
+    stmt = select(LiveSession).where(LiveSession.id == live_session_id)
+    if lock:
+        # Serializes listing/start/end of one session (a no-op on SQLite, whose
+        # writers are serialized anyway).
+        stmt = stmt.with_for_update()
+    live = session.scalars(stmt.execution_options(populate_existing=True)).first()
+    if live is None:
+        raise NotFound(f"No live session {live_session_id}.")
+    if live.streamer_id != streamer_id:
+        raise Forbidden("Only the streamer who owns this session may do that.")
+    return live
+
+
+def schedule_session(
+    session: DbSession, *, streamer_id: int, title: str, scheduled_at: datetime
+) -> LiveSession:
+    """Schedule a live session for a streamer."""
+    live = LiveSession(
+        streamer_id=streamer_id,
+        title=title,
+        scheduled_at=scheduled_at,
+        state=SessionState.SCHEDULED.value,
+    )
+    session.add(live)
+    session.flush()  # the caller needs the id
+    return live
+
+
+def add_listing(
+    session: DbSession,
+    live_session_id: int,
+    *,
+    streamer_id: int,
+    product_id: int,
+    flash_price_fen: int,
+    allotted_qty: int,
+    per_buyer_limit: int | None = None,
+) -> LiveListing:
+    """Move ``allotted_qty`` of a product's stock into a new listing.
+
+    Raises NotFound, Forbidden, Conflict (session ended), OutOfStock.
+    """
+    live = _owned(session, live_session_id, streamer_id, lock=True)
+    if live.state == SessionState.ENDED:
+        raise Conflict("This session has ended; listings cannot be added.")
+    catalog.take_stock(session, product_id, allotted_qty)
+    listing = LiveListing(
+        session_id=live.id,
+        product_id=product_id,
+        flash_price_fen=flash_price_fen,
+        allotted_qty=allotted_qty,
+        remaining=allotted_qty,
+        per_buyer_limit=per_buyer_limit,
+        on_sale=live.state == SessionState.LIVE,
+    )
+    session.add(listing)
+    session.flush()  # the id goes into the event and the response
+    session.refresh(live, ["listings"])
+    events.publish_live(
+        session, live.id, "listing.stock", listing_id=listing.id, remaining=listing.remaining
+    )
+    return listing
+
+
+def start_session(session: DbSession, live_session_id: int, *, streamer_id: int) -> LiveSession:
+    """Go live: listings go on sale. Raises NotFound, Forbidden, Conflict unless scheduled."""
+    live = _owned(session, live_session_id, streamer_id, lock=True)
+    if live.state != SessionState.SCHEDULED:
+        raise Conflict(f"The session is {live.state}; only a scheduled session can start.")
+    live.state = SessionState.LIVE.value
+    live.started_at = utcnow()
+    session.execute(
+        update(LiveListing).where(LiveListing.session_id == live.id).values(on_sale=True)
+    )
+    session.flush()
+    session.refresh(live, ["listings"])
+    events.publish_live(session, live.id, "session.started", session_id=live.id)
+    return live
+
+
+def pin_listing(
+    session: DbSession, live_session_id: int, listing_id: int, *, streamer_id: int
+) -> LiveSession:
+    """Show a listing on screen. Raises NotFound, Forbidden, Conflict if ended."""
+    live = _owned(session, live_session_id, streamer_id, lock=True)
+    if not any(listing.id == listing_id for listing in live.listings):
+        raise NotFound(f"Session {live.id} has no listing {listing_id}.")
+    if live.state == SessionState.ENDED:
+        raise Conflict("This session has ended.")
+    live.pinned_listing_id = listing_id
+    session.flush()
+    events.publish_live(session, live.id, "listing.pinned", listing_id=listing_id)
+    return live
+
+
+def end_session(session: DbSession, live_session_id: int, *, streamer_id: int) -> LiveSession:
+    """End the show: every listing's remaining allotment goes back to its product.
+
+    Raises NotFound, Forbidden, Conflict if already ended.
+    """
+    live = _owned(session, live_session_id, streamer_id, lock=True)
+    if live.state == SessionState.ENDED:
+        raise Conflict("The session has already ended.")
+    live.state = SessionState.ENDED.value
+    live.ended_at = utcnow()
+    session.flush()
+    returned: dict[int, int] = defaultdict(int)
+    # Listings, then products, each in id order: the lock order every stock change uses.
+    for listing_id in sorted(listing.id for listing in live.listings):
+        row = session.execute(
+            update(LiveListing)
+            .where(LiveListing.id == listing_id)
+            .values(on_sale=False, returned_qty=LiveListing.remaining, remaining=0)
+            .returning(LiveListing.product_id, LiveListing.returned_qty)
+        ).one()
+        returned[row.product_id] += row.returned_qty
+        events.publish_live(session, live.id, "listing.stock", listing_id=listing_id, remaining=0)
+    for product_id in sorted(returned):
+        if returned[product_id]:
+            catalog.put_back_stock(session, product_id, returned[product_id])
+    session.refresh(live, ["listings"])
+    events.publish_live(session, live.id, "session.ended", session_id=live.id)
+    return live
+
+
+# ------------------------------------------------------------ listing stock gates
+
+
+def take_from_listing(session: DbSession, listing_id: int, qty: int) -> int | None:
+    """Take ``qty`` units from a listing that is on sale; returns what is left.
+
+    One conditional UPDATE. ``None`` when it did not happen (not enough left, or the
+    session is not live) — ``listing_refusal`` tells which.
+    """
+    row = session.execute(
+        update(LiveListing)
+        .where(
+            LiveListing.id == listing_id,
+            LiveListing.on_sale.is_(True),
+            LiveListing.remaining >= qty,
+        )
+        .values(remaining=LiveListing.remaining - qty)
+        .returning(LiveListing.session_id, LiveListing.remaining)
+    ).first()
+    if row is None:
+        return None
+    _stock_changed(session, row.session_id, listing_id, row.remaining)
+    return int(row.remaining)
+
+
+def put_back_to_listing(session: DbSession, listing_id: int, qty: int) -> int | None:
+    """Return ``qty`` units to a listing that is still on sale; returns the new remaining.
+
+    ``None`` when the session is not live any more: the caller returns the units to
+    the product instead (ending the session already moved the listing's rest there).
+    """
+    row = session.execute(
+        update(LiveListing)
+        .where(LiveListing.id == listing_id, LiveListing.on_sale.is_(True))
+        .values(remaining=LiveListing.remaining + qty)
+        .returning(LiveListing.session_id, LiveListing.remaining)
+    ).first()
+    if row is None:
+        return None
+    _stock_changed(session, row.session_id, listing_id, row.remaining)
+    return int(row.remaining)
+
+
+def listing_refusal(session: DbSession, listing_id: int) -> tuple[bool, int]:
+    """``(on_sale, remaining)`` as committed now: why a listing gate said no."""
+    row = session.execute(
+        select(LiveListing.on_sale, LiveListing.remaining).where(LiveListing.id == listing_id)
+    ).one()
+    return bool(row.on_sale), int(row.remaining)
+
+
+def _stock_changed(session: DbSession, live_session_id: int, listing_id: int, left: int) -> None:
+    events.publish_live(
+        session, live_session_id, "listing.stock", listing_id=listing_id, remaining=left
+    )
+    if left == 0:
+        events.publish_live(session, live_session_id, "listing.sold_out", listing_id=listing_id)
+
+
+# --------------------------------------------------------------------------- stats
+
+
+def session_stats(session: DbSession, live_session_id: int) -> dict[str, Any]:
+    """Orders, paid orders, units, GMV, buyers and returning buyers of one session.
+
+    Units, GMV and buyers count paid orders only; a returning buyer had a paid order
+    before this session started. Raises NotFound.
+    """
+    from shop.orders.models import Order, OrderLine
+
+    live = get_session(session, live_session_id)
+    listing_ids = select(LiveListing.id).where(LiveListing.session_id == live.id)
+    line_of_session = OrderLine.listing_id.in_(listing_ids)
+    session_orders = select(OrderLine.order_id).where(line_of_session).distinct()
+    orders = session.scalar(select(func.count()).select_from(session_orders.subquery())) or 0
+
+    paid = Order.state.in_(PAID_STATES)
+    units, gmv, paid_orders = session.execute(
+        select(
+            func.coalesce(func.sum(OrderLine.qty), 0),
+            func.coalesce(func.sum(OrderLine.qty * OrderLine.unit_price_fen), 0),
+            func.count(distinct(Order.id)),
+        )
+        .join(Order, Order.id == OrderLine.order_id)
+        .where(line_of_session, paid)
+    ).one()
+    buyers_stmt = (
+        select(Order.buyer_id)
+        .join(OrderLine, OrderLine.order_id == Order.id)
+        .where(line_of_session, paid)
+        .distinct()
+    )
+    buyers = set(session.scalars(buyers_stmt))
+    returning = 0
+    if buyers:
+        since = live.started_at or live.scheduled_at
+        returning = (
+            session.scalar(
+                select(func.count(distinct(Order.buyer_id))).where(
+                    Order.buyer_id.in_(buyers), paid, Order.paid_at < since
+                )
+            )
+            or 0
+        )
+    return {
+        "orders": int(orders),
+        "paid_orders": int(paid_orders),
+        "units": int(units),
+        "gmv_fen": int(gmv),
+        "buyers": len(buyers),
+        "returning_buyers": int(returning),
+    }

@@ -1,0 +1,1 @@
+"""Orders: placing them against listings or products, and the order state table."""

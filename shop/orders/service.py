@@ -1,0 +1,396 @@
+"""Order rules: placing an order, and the order state table — the one place it lives.
+
+Every state change is one conditional UPDATE (``… WHERE id = :id AND state IN
+(:from)``), so of two concurrent changes exactly one wins. Services never commit;
+domain events (``order.paid``, ``order.cancelled``, ``order.refunded``,
+``order.expired``) are delivered after the caller's commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from shop import events
+from shop.catalog.models import Product
+from shop.db import DbSession, utcnow
+from shop.errors import Conflict, NotFound, ValidationFailed
+from shop.live.models import LiveListing
+from shop.orders import stock
+from shop.orders.models import Order, OrderLine, OrderState
+
+S = OrderState
+
+#: The order state table of DESIGN.md. ``expired → paid``: a payment that succeeds
+#: after the order expired re-reserves its stock (see ``mark_paid``).
+TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {
+    S.PENDING_PAYMENT: frozenset({S.PAID, S.CANCELLED, S.EXPIRED}),
+    S.EXPIRED: frozenset({S.PAID}),
+    S.PAID: frozenset({S.PACKING, S.REFUNDED}),
+    S.PACKING: frozenset({S.PACKED, S.PAID}),
+    S.PACKED: frozenset({S.SHIPPED}),
+    S.SHIPPED: frozenset({S.DELIVERED}),
+}
+
+#: states whose order holds its units (the stock went out of products and listings)
+HOLDS_STOCK = frozenset({S.PENDING_PAYMENT, S.PAID, S.PACKING, S.PACKED, S.SHIPPED, S.DELIVERED})
+#: states of an order that has been paid for and not given back
+PAID_STATES = frozenset({S.PAID, S.PACKING, S.PACKED, S.SHIPPED, S.DELIVERED})
+
+
+def can_move(from_state: str, to_state: str) -> bool:
+    return OrderState(to_state) in TRANSITIONS.get(OrderState(from_state), frozenset())
+
+
+def get_order(session: DbSession, order_id: int) -> Order:
+    """The order with its lines, as committed now. Raises NotFound."""
+    order = session.get(Order, order_id, populate_existing=True)
+    if order is None:
+        raise NotFound(f"No order {order_id}.")
+    return order
+
+
+def transition(
+    session: DbSession,
+    order_id: int,
+    from_states: Iterable[OrderState | str] | None,
+    to_state: OrderState | str,
+    **values: Any,
+) -> bool:
+    """Move an order from one of ``from_states`` to ``to_state`` (setting ``values`` too).
+
+    One conditional UPDATE; returns True when this call moved it. ``from_states=None``
+    means every state the table lets reach ``to_state``. Raises Conflict when the
+    order is in none of them (another change won, or the move is illegal), NotFound,
+    and ValueError for a move the state table does not have (a programming error).
+    """
+    to_state = OrderState(to_state)
+    if from_states is None:
+        sources = [s for s, targets in TRANSITIONS.items() if to_state in targets]
+    else:
+        sources = [OrderState(s) for s in from_states]
+    for source in sources:
+        if not can_move(source, to_state):
+            raise ValueError(f"{source} → {to_state} is not in the order state table")
+    moved = session.execute(
+        update(Order)
+        .where(Order.id == order_id, Order.state.in_([s.value for s in sources]))
+        .values(state=to_state.value, **values)
+        .returning(Order.id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if moved is None:
+        current = session.scalar(select(Order.state).where(Order.id == order_id))
+        if current is None:
+            raise NotFound(f"No order {order_id}.")
+        raise Conflict(
+            f"Order {order_id} is {current}; it cannot become {to_state}.",
+            order_id=order_id,
+            state=current,
+        )
+    return True
+
+
+# ------------------------------------------------------------------ placing orders
+
+
+def place_order(
+    session: DbSession,
+    *,
+    buyer_id: int,
+    lines: Sequence[dict[str, Any]],
+    shipping: dict[str, str],
+    idempotency_key: str,
+    payment_timeout_s: int,
+) -> tuple[Order, bool]:
+    """Place an order, or return the one already placed with this key: ``(order, created)``.
+
+    Lines are ``{"listing_id" | "product_id", "qty"}``: a listing at its flash price
+    (only while its session is live), a product at its list price. The total is
+    computed here. Raises ValidationFailed (bad lines; same key with another body),
+    Conflict (listing not on sale), OutOfStock, LimitExceeded — the caller's
+    transaction must then roll back: no partial order is ever left.
+    """
+    request_hash = _fingerprint(lines, shipping)
+    existing = _by_key(session, buyer_id, idempotency_key)
+    if existing is not None:
+        return _replay(existing, request_hash), False
+
+    priced = _price_lines(session, buyer_id, lines)
+    now = utcnow()
+    values = {
+        "buyer_id": buyer_id,
+        "state": S.PENDING_PAYMENT.value,
+        "total_fen": sum(qty * price for _, qty, price in priced),
+        "idempotency_key": idempotency_key,
+        "request_hash": request_hash,
+        "ship_name": shipping["name"],
+        "ship_phone": shipping["phone"],
+        "ship_address": shipping["address"],
+        "ship_region": shipping["region"],
+        "created_at": now,
+        "expires_at": now + timedelta(seconds=payment_timeout_s),
+    }
+    # ON CONFLICT DO NOTHING: a concurrent request with the same key waits on the
+    # UNIQUE (buyer_id, idempotency_key) index, then finds the winner's order.
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    order_id = session.scalar(
+        insert(Order)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=[Order.buyer_id, Order.idempotency_key])
+        .returning(Order.id)
+    )
+    if order_id is None:
+        existing = _by_key(session, buyer_id, idempotency_key)
+        if existing is None:  # the other request rolled back between the two statements
+            raise Conflict("A request with this Idempotency-Key is in progress; retry.")
+        return _replay(existing, request_hash), False
+
+    stock.reserve(session, (units for units, _, _ in priced), enforce_limits=True, live_only=True)
+    session.add_all(
+        OrderLine(
+            order_id=order_id,
+            product_id=units.product_id,
+            listing_id=units.listing_id,
+            qty=qty,
+            unit_price_fen=price,
+        )
+        for units, qty, price in priced
+    )
+    session.flush()  # the lines must be in before the order is read back
+    return get_order(session, order_id), True
+
+
+def _fingerprint(lines: Sequence[dict[str, Any]], shipping: dict[str, str]) -> str:
+    body = {"lines": [dict(sorted(line.items())) for line in lines], "shipping": shipping}
+    canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _by_key(session: DbSession, buyer_id: int, key: str) -> Order | None:
+    return session.scalars(
+        select(Order)
+        .where(Order.buyer_id == buyer_id, Order.idempotency_key == key)
+        .execution_options(populate_existing=True)
+    ).first()
+
+
+def _replay(order: Order, request_hash: str) -> Order:
+    if order.request_hash != request_hash:
+        raise ValidationFailed(
+            "This Idempotency-Key was used for a different order; use a new key.",
+            {"Idempotency-Key": ["Already used with a different body."]},
+        )
+    return order
+
+
+def _price_lines(
+    session: DbSession, buyer_id: int, lines: Sequence[dict[str, Any]]
+) -> list[tuple[stock.Units, int, int]]:
+    """Each line as (units, qty, unit price). Raises ValidationFailed, Conflict."""
+    if not lines:
+        raise ValidationFailed("An order needs at least one line.", {"lines": ["Empty."]})
+    seen: set[tuple[str, int]] = set()
+    priced = []
+    for n, line in enumerate(lines):
+        qty = line["qty"]
+        if line.get("listing_id") is not None:
+            key = ("listing_id", int(line["listing_id"]))
+        else:
+            key = ("product_id", int(line["product_id"]))
+        if key in seen:
+            raise ValidationFailed(
+                "Put each listing or product on one line.",
+                {f"lines.{n}.{key[0]}": ["Already on another line."]},
+            )
+        seen.add(key)
+        if key[0] == "listing_id":
+            listing = session.get(LiveListing, key[1])
+            if listing is None:
+                raise ValidationFailed(
+                    f"No listing {key[1]}.", {f"lines.{n}.listing_id": ["No such listing."]}
+                )
+            if not listing.on_sale:
+                raise Conflict(
+                    f"Listing {listing.id} is not on sale: its session is not live.",
+                    listing_id=listing.id,
+                )
+            units = stock.Units(
+                buyer_id, listing.product_id, listing.id, qty, listing.per_buyer_limit
+            )
+            priced.append((units, qty, listing.flash_price_fen))
+        else:
+            product = session.get(Product, key[1])
+            if product is None:
+                raise ValidationFailed(
+                    f"No product {key[1]}.", {f"lines.{n}.product_id": ["No such product."]}
+                )
+            priced.append((stock.Units(buyer_id, product.id, None, qty), qty, product.price_fen))
+    return priced
+
+
+def _units(session: DbSession, order: Order) -> list[stock.Units]:
+    """The order's lines as units to reserve or release, with their listings' limits."""
+    listing_ids = [line.listing_id for line in order.lines if line.listing_id is not None]
+    limits: dict[int, int | None] = {}
+    if listing_ids:
+        rows = session.execute(
+            select(LiveListing.id, LiveListing.per_buyer_limit).where(
+                LiveListing.id.in_(listing_ids)
+            )
+        )
+        limits = {listing_id: limit for listing_id, limit in rows.tuples()}
+    return [
+        stock.Units(
+            order.buyer_id,
+            line.product_id,
+            line.listing_id,
+            line.qty,
+            limits.get(line.listing_id) if line.listing_id is not None else None,
+        )
+        for line in order.lines
+    ]
+
+
+# ------------------------------------------------------------------- state changes
+
+
+def mark_paid(session: DbSession, order_id: int) -> Order:
+    """The only way an order becomes paid (the payment webhook calls it).
+
+    pending_payment → paid. expired → the stock is re-reserved (listing if its session
+    is still live, else product; all lines or none) → paid; raises OutOfStock if it
+    cannot. Already paid or further along → no-op. cancelled/refunded → Conflict.
+    Emits ``order.paid`` after commit. Raises NotFound.
+    """
+    for _ in range(3):
+        order = get_order(session, order_id)
+        state = OrderState(order.state)
+        if state in PAID_STATES:
+            return order
+        if state not in (S.PENDING_PAYMENT, S.EXPIRED):
+            raise Conflict(
+                f"Order {order_id} is {state}; it cannot be paid.", order_id=order_id, state=state
+            )
+        try:
+            transition(session, order_id, [state], S.PAID, paid_at=utcnow(), closed_at=None)
+        except Conflict:
+            continue  # the state moved under us (e.g. it just expired): decide again
+        if state == S.EXPIRED:
+            stock.reserve(session, _units(session, order), enforce_limits=False, live_only=False)
+        events.emit("order.paid", session=session, order_id=order_id)
+        return get_order(session, order_id)
+    raise Conflict(f"Order {order_id} keeps changing; retry.", order_id=order_id)
+
+
+def cancel_order(session: DbSession, order_id: int, *, refund: Callable[[Order], None]) -> Order:
+    """Cancel an order; its units go back where they came from.
+
+    pending_payment → cancelled. paid → refunded, calling ``refund(order)`` inside
+    this transaction (if it raises, everything rolls back and the order stays paid).
+    Anything else → Conflict. Emits ``order.cancelled`` / ``order.refunded``. Raises NotFound.
+    """
+    for _ in range(3):
+        order = get_order(session, order_id)
+        state = OrderState(order.state)
+        if state == S.PENDING_PAYMENT:
+            target = S.CANCELLED
+        elif state == S.PAID:
+            target = S.REFUNDED
+        else:
+            raise Conflict(
+                f"Order {order_id} is {state}; only unpaid or paid, not yet packing, "
+                "orders can be cancelled.",
+                order_id=order_id,
+                state=state,
+            )
+        try:
+            transition(session, order_id, [state], target, closed_at=utcnow())
+        except Conflict:
+            continue
+        stock.release(session, _units(session, order))
+        if target == S.REFUNDED:
+            refund(order)
+        events.emit(f"order.{target}", session=session, order_id=order_id)
+        return get_order(session, order_id)
+    raise Conflict(f"Order {order_id} keeps changing; retry.", order_id=order_id)
+
+
+def expire_unpaid(
+    session: DbSession, *, now: datetime | None = None, limit: int = 500
+) -> list[int]:
+    """Expire unpaid orders past their deadline and release their stock; their ids.
+
+    Idempotent: an order already expired (or paid meanwhile) is left alone.
+    """
+    now = now or utcnow()
+    due = (
+        select(Order.id)
+        .where(Order.state == S.PENDING_PAYMENT.value, Order.expires_at <= now)
+        .order_by(Order.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)  # two expirers split the work (PostgreSQL)
+    )
+    ids = list(session.scalars(due))
+    if not ids:
+        return []
+    expired = sorted(
+        session.scalars(
+            update(Order)
+            .where(Order.id.in_(ids), Order.state == S.PENDING_PAYMENT.value)
+            .values(state=S.EXPIRED.value, closed_at=now)
+            .returning(Order.id)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    units: list[stock.Units] = []
+    for order_id in expired:
+        units.extend(_units(session, get_order(session, order_id)))
+        events.emit("order.expired", session=session, order_id=order_id)
+    stock.release(session, units)
+    return expired
+
+
+def mark_packing(session: DbSession, order_id: int) -> Order:
+    """paid → packing (a villager claimed its packing task). Raises Conflict, NotFound."""
+    transition(session, order_id, [S.PAID], S.PACKING)
+    return get_order(session, order_id)
+
+
+def mark_unpacked(session: DbSession, order_id: int) -> Order:
+    """packing → paid (claim released or lease expired). Raises Conflict, NotFound."""
+    transition(session, order_id, [S.PACKING], S.PAID)
+    return get_order(session, order_id)
+
+
+def mark_packed(session: DbSession, order_id: int) -> Order:
+    """packing → packed. Raises Conflict, NotFound."""
+    transition(session, order_id, [S.PACKING], S.PACKED)
+    return get_order(session, order_id)
+
+
+def mark_shipped(session: DbSession, order_id: int, *, carrier: str, tracking_no: str) -> Order:
+    """packed → shipped, with the carrier and tracking number. Raises Conflict, NotFound."""
+    transition(
+        session,
+        order_id,
+        [S.PACKED],
+        S.SHIPPED,
+        carrier=carrier,
+        tracking_no=tracking_no,
+        shipped_at=utcnow(),
+    )
+    events.emit("order.shipped", session=session, order_id=order_id)
+    return get_order(session, order_id)
+
+
+def mark_delivered(session: DbSession, order_id: int) -> Order:
+    """shipped → delivered. Raises Conflict, NotFound."""
+    transition(session, order_id, [S.SHIPPED], S.DELIVERED, delivered_at=utcnow())
+    return get_order(session, order_id)
