@@ -26,6 +26,7 @@ migrate = Migrate()
 def _blueprints() -> list[Any]:
     """Every package's blueprint. Imported here, so no package imports another's API."""
     from contracts.api import blp as contracts
+    from fulfillment.api import blp as fulfillment
     from media.api import blp as media
     from shop.accounts.api import blp as accounts
     from shop.catalog.api import blp as catalog
@@ -33,15 +34,26 @@ def _blueprints() -> list[Any]:
     from shop.live.api import blp as live
     from shop.orders.api import blp as orders
 
-    return [health, accounts, catalog, live, orders, media, contracts]
+    return [health, accounts, catalog, live, orders, media, contracts, fulfillment]
 
 
 def demo_seeders() -> list[Any]:
     """Each package's ``seed_demo(session)``, in dependency order, for ``shanhuo seed-demo``."""
     from contracts.demo import seed_demo as contracts
+    from fulfillment.demo import seed_demo as fulfillment
     from shop.accounts.demo import seed_demo as accounts
 
-    return [accounts, contracts]
+    return [accounts, contracts, fulfillment]
+
+
+def _subscribe_domain_events() -> None:
+    """Who reacts to the shop's domain events; handlers send Celery tasks by name."""
+    from fulfillment.tasks import on_order_gone, on_order_paid
+    from shop import events
+
+    events.subscribe("order.paid", on_order_paid)
+    events.subscribe("order.cancelled", on_order_gone)
+    events.subscribe("order.refunded", on_order_gone)
 
 
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
@@ -71,6 +83,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.extensions["shanhuo.api"] = api
     for blueprint in _blueprints():
         api.register_blueprint(blueprint)
+    _subscribe_domain_events()
     _register_docs(app)
     errors.register(app)
 

@@ -12,7 +12,10 @@ from celery import Celery, Task
 from flask import Flask, current_app
 
 #: Periodic tasks, by task name, so ``shop`` need not import the packages that own them.
-BEAT_SCHEDULE: dict[str, dict[str, Any]] = {}
+BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
+    # claims past CLAIM_LEASE_S go back to the packing queue (idempotent)
+    "fulfillment.expire_leases": {"task": "fulfillment.expire_leases", "schedule": 60.0},
+}
 
 #: Packages whose ``tasks`` module is imported at start-up, so a worker knows every task.
 TASK_PACKAGES = ["shop.orders", "shop.payments", "shop.live", "media", "contracts", "fulfillment"]

@@ -45,6 +45,11 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "SLIP_FONT_PATH": env("SLIP_FONT_PATH") or None,
         "ORDER_PAYMENT_TIMEOUT_S": _int("ORDER_PAYMENT_TIMEOUT_S", 900),
         "CLAIM_LEASE_S": _int("CLAIM_LEASE_S", 1800),
+        #: packing tasks one villager may hold at once
+        "MAX_CLAIMS_PER_VILLAGER": _int("MAX_CLAIMS_PER_VILLAGER", 1),
+        #: a packed weight further than this from the expected one is flagged for review,
+        #: in basis points of the expected weight (500 = 5 %)
+        "PACK_WEIGHT_TOLERANCE_BP": _int("PACK_WEIGHT_TOLERANCE_BP", 500),
         "TOKEN_TTL_S": _int("TOKEN_TTL_S", 30 * 24 * 3600),
         #: token endpoint: attempts per window, per client address and per email
         "LOGIN_RATE_LIMIT": _int("LOGIN_RATE_LIMIT", 10),

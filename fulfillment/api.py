@@ -1,0 +1,291 @@
+"""Fulfillment endpoints: workshops and members, the packing queue, earnings, reports,
+packing slips."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, current_app
+
+from fulfillment import claims, clock, earnings, service
+from fulfillment.models import PackingTask, Workshop, WorkshopMember
+from fulfillment.schemas import (
+    AllWorkshopsReportOut,
+    CompleteIn,
+    EarningsOut,
+    MemberIn,
+    MemberList,
+    MemberOut,
+    RangeQuery,
+    TaskOut,
+    TaskPage,
+    TaskQuery,
+    WorkshopIn,
+    WorkshopList,
+    WorkshopOut,
+    WorkshopReportOut,
+)
+from shop.accounts.models import Role
+from shop.api import Blueprint
+from shop.auth import current_user, requires
+from shop.db import db
+from shop.pagination import paginate
+
+blp = Blueprint(
+    "fulfillment",
+    __name__,
+    url_prefix="/api/v1",
+    description="Workshops, the packing queue, piece-rate earnings",
+)
+
+
+def workshop_json(workshop: Workshop) -> dict[str, Any]:
+    return {
+        "id": workshop.id,
+        "name": workshop.name,
+        "village": workshop.village,
+        "active": workshop.active,
+    }
+
+
+def member_json(member: WorkshopMember) -> dict[str, Any]:
+    return {
+        "workshop_id": member.workshop_id,
+        "user_id": member.user_id,
+        "lead": member.lead,
+        "joined_at": member.joined_at,
+    }
+
+
+def task_json(task: PackingTask) -> dict[str, Any]:
+    return {
+        "id": task.id,
+        "order_id": task.order_id,
+        "workshop_id": task.workshop_id,
+        "state": task.state,
+        "claimed_by": task.claimed_by,
+        "claimed_at": task.claimed_at,
+        "lease_expires_at": task.lease_expires_at,
+        "piece_rate_fen": task.piece_rate_fen,
+        "expected_weight_g": task.expected_weight_g,
+        "packed_by": task.packed_by,
+        "packed_at": task.packed_at,
+        "packed_weight_g": task.packed_weight_g,
+        "needs_review": task.needs_review,
+        "created_at": task.created_at,
+        "lines": [
+            {
+                "product_id": line.product_id,
+                "name": line.name,
+                "unit_label": line.unit_label,
+                "qty": line.qty,
+                "unit_weight_g": line.unit_weight_g,
+                "packing_rate_fen": line.packing_rate_fen,
+            }
+            for line in task.lines
+        ],
+    }
+
+
+def _days(query: dict[str, Any]) -> earnings.DayRange:
+    return earnings.DayRange.parse(
+        query.get("from_"), query.get("to"), current_app.config["SHOP_TIMEZONE"], clock.now()
+    )
+
+
+# ---------------------------------------------------------------- workshops
+
+
+@blp.route("/workshops", methods=["POST"])
+@requires(Role.ADMIN)
+@blp.arguments(WorkshopIn)
+@blp.response(201, WorkshopOut)
+def create_workshop(data: dict[str, Any]) -> Any:
+    """Open a workshop."""
+    workshop = service.create_workshop(db.session, name=data["name"], village=data["village"])
+    db.session.commit()
+    return workshop_json(workshop)
+
+
+@blp.route("/workshops", methods=["GET"])
+@requires(Role.ADMIN, Role.VILLAGER)
+@blp.response(200, WorkshopList)
+def list_workshops() -> Any:
+    """Every workshop (admin), or the ones the calling villager works at."""
+    user = current_user()
+    member_id = None if user.has_role(Role.ADMIN) else user.id
+    return {
+        "items": [workshop_json(w) for w in service.list_workshops(db.session, member_id=member_id)]
+    }
+
+
+@blp.route("/workshops/<int:workshop_id>/deactivate", methods=["POST"])
+@requires(Role.ADMIN)
+@blp.response(200, WorkshopOut)
+@blp.alt_response(404, response="NOT_FOUND")
+def deactivate_workshop(workshop_id: int) -> Any:
+    """Close a workshop; its queued tasks move to the other active workshops."""
+    workshop = service.deactivate_workshop(db.session, workshop_id)
+    db.session.commit()
+    return workshop_json(workshop)
+
+
+@blp.route("/workshops/<int:workshop_id>/activate", methods=["POST"])
+@requires(Role.ADMIN)
+@blp.response(200, WorkshopOut)
+@blp.alt_response(404, response="NOT_FOUND")
+def activate_workshop(workshop_id: int) -> Any:
+    """Reopen a workshop; tasks waiting for any workshop come to it."""
+    workshop = service.activate_workshop(db.session, workshop_id)
+    db.session.commit()
+    return workshop_json(workshop)
+
+
+@blp.route("/workshops/<int:workshop_id>/members", methods=["POST"])
+@requires(Role.ADMIN)
+@blp.arguments(MemberIn)
+@blp.response(201, MemberOut)
+@blp.alt_response(404, response="NOT_FOUND")
+@blp.alt_response(409, response="CONFLICT", description="conflict: already a member")
+@blp.alt_response(422, response="UNPROCESSABLE_ENTITY", description="the user is not a villager")
+def add_member(data: dict[str, Any], workshop_id: int) -> Any:
+    """Add a villager to a workshop."""
+    member = service.add_member(db.session, workshop_id, user_id=data["user_id"], lead=data["lead"])
+    db.session.commit()
+    return member_json(member)
+
+
+@blp.route("/workshops/<int:workshop_id>/members", methods=["GET"])
+@requires(Role.ADMIN, Role.VILLAGER)
+@blp.response(200, MemberList)
+@blp.alt_response(404, response="NOT_FOUND")
+def list_members(workshop_id: int) -> Any:
+    """The workshop's villagers (admin, members)."""
+    service.check_can_see_workshop(db.session, workshop_id, current_user())
+    return {"items": [member_json(m) for m in service.list_members(db.session, workshop_id)]}
+
+
+# ---------------------------------------------------------------- the packing queue
+
+
+@blp.route("/workshops/<int:workshop_id>/tasks", methods=["GET"])
+@requires(Role.ADMIN, Role.VILLAGER)
+@blp.arguments(TaskQuery, location="query")
+@blp.response(200, TaskPage)
+@blp.alt_response(404, response="NOT_FOUND")
+def list_tasks(query: dict[str, Any], workshop_id: int) -> Any:
+    """The workshop's packing tasks, oldest first (admin, members)."""
+    service.check_can_see_workshop(db.session, workshop_id, current_user())
+    stmt = service.list_tasks(db.session, workshop_id, state=query["state"])
+    page = paginate(db.session, stmt, PackingTask.id, limit=query["limit"], cursor=query["cursor"])
+    return {**page, "items": [task_json(t) for t in page["items"]]}
+
+
+@blp.route("/workshops/<int:workshop_id>/tasks/claim", methods=["POST"])
+@requires(Role.VILLAGER)
+@blp.response(200, TaskOut)
+@blp.alt_response(204, description="The queue is empty.")
+@blp.alt_response(404, response="NOT_FOUND")
+@blp.alt_response(
+    409, response="CONFLICT", description="conflict: you already hold a task, or it is closed"
+)
+def claim_task(workshop_id: int) -> Any:
+    """Claim the oldest queued task of the workshop (member villagers). The claim lasts
+    ``CLAIM_LEASE_S``; the order moves to ``packing``."""
+    config = current_app.config
+    task = claims.claim_next(
+        db.session,
+        workshop_id,
+        user_id=current_user().id,
+        now=clock.now(),
+        lease_s=config["CLAIM_LEASE_S"],
+        max_claims=config["MAX_CLAIMS_PER_VILLAGER"],
+    )
+    if task is None:
+        db.session.commit()  # expired leases returned to the queue stay returned
+        return Response(status=204)
+    body = task_json(task)
+    db.session.commit()
+    return body
+
+
+@blp.route("/packing-tasks/<int:task_id>", methods=["GET"])
+@requires(Role.ADMIN, Role.VILLAGER)
+@blp.response(200, TaskOut)
+@blp.alt_response(404, response="NOT_FOUND")
+def get_task(task_id: int) -> Any:
+    """One packing task (admin, its workshop's villagers, its claimer)."""
+    task = service.get_task(db.session, task_id)
+    service.check_can_see_task(db.session, task, current_user())
+    return task_json(task)
+
+
+@blp.route("/packing-tasks/<int:task_id>/complete", methods=["POST"])
+@requires(Role.VILLAGER)
+@blp.arguments(CompleteIn)
+@blp.response(200, TaskOut)
+@blp.alt_response(404, response="NOT_FOUND")
+@blp.alt_response(
+    409, response="CONFLICT", description="conflict: not claimed, or the lease expired"
+)
+def complete_task(data: dict[str, Any], task_id: int) -> Any:
+    """The claimer packed it: task ``packed``, order ``packed``, the piece rate earned."""
+    task = claims.complete(
+        db.session,
+        task_id,
+        user_id=current_user().id,
+        now=clock.now(),
+        packed_weight_g=data["packed_weight_g"],
+        tolerance_bp=current_app.config["PACK_WEIGHT_TOLERANCE_BP"],
+    )
+    body = task_json(task)
+    db.session.commit()
+    return body
+
+
+@blp.route("/packing-tasks/<int:task_id>/release", methods=["POST"])
+@requires(Role.VILLAGER)
+@blp.response(200, TaskOut)
+@blp.alt_response(404, response="NOT_FOUND")
+@blp.alt_response(
+    409, response="CONFLICT", description="conflict: not claimed, or the lease expired"
+)
+def release_task(task_id: int) -> Any:
+    """The claimer gives the task back to the queue; the order goes back to ``paid``."""
+    task = claims.release(db.session, task_id, user_id=current_user().id, now=clock.now())
+    body = task_json(task)
+    db.session.commit()
+    return body
+
+
+# ---------------------------------------------------------------- earnings and reports
+
+
+@blp.route("/villagers/me/earnings", methods=["GET"])
+@requires(Role.VILLAGER)
+@blp.arguments(RangeQuery, location="query")
+@blp.response(200, EarningsOut)
+def my_earnings(query: dict[str, Any]) -> Any:
+    """The calling villager's piece-rate earnings by business day (``SHOP_TIMEZONE``);
+    by default the last 30 days."""
+    return earnings.villager_earnings(db.session, current_user().id, _days(query))
+
+
+@blp.route("/workshops/<int:workshop_id>/report", methods=["GET"])
+@requires(Role.ADMIN, Role.VILLAGER)
+@blp.arguments(RangeQuery, location="query")
+@blp.response(200, WorkshopReportOut)
+@blp.alt_response(404, response="NOT_FOUND")
+def workshop_report(query: dict[str, Any], workshop_id: int) -> Any:
+    """Tasks packed, wages, workers, median paid → packed (admin; the workshop's lead)."""
+    service.check_can_see_report(db.session, workshop_id, current_user())
+    return earnings.workshop_report(db.session, workshop_id, _days(query))
+
+
+@blp.route("/workshops/report", methods=["GET"])
+@requires(Role.ADMIN)
+@blp.arguments(RangeQuery, location="query")
+@blp.response(200, AllWorkshopsReportOut)
+def all_workshops_report(query: dict[str, Any]) -> Any:
+    """The workshop report for every workshop, with totals (admin)."""
+    return earnings.all_workshops_report(db.session, _days(query))

@@ -1,0 +1,293 @@
+"""Workshops, members, and packing tasks: creating one per paid order, assigning it to a
+workshop, dropping it when the order is cancelled. Claims and leases are in ``claims``,
+the earnings ledger and reports in ``earnings``."""
+
+from __future__ import annotations
+
+import heapq
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from fulfillment.errors import AlreadyMember, NotAMember, NotAVillager
+from fulfillment.models import PackingTask, PackingTaskLine, TaskState, Workshop, WorkshopMember
+from shop.accounts import service as accounts
+from shop.accounts.models import Role, User
+from shop.catalog import service as catalog
+from shop.db import DbSession
+from shop.errors import NotFound
+from shop.orders import service as orders
+from shop.orders.models import OrderState
+
+log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------- workshops and members
+
+
+def create_workshop(session: DbSession, *, name: str, village: str) -> Workshop:
+    """Open a workshop; tasks waiting for any active workshop are assigned now."""
+    workshop = Workshop(name=name, village=village, active=True)
+    session.add(workshop)
+    session.flush()  # the id, for the assignment below and the caller
+    assign_unassigned(session)
+    return workshop
+
+
+def get_workshop(session: DbSession, workshop_id: int) -> Workshop:
+    """The workshop. Raises NotFound."""
+    workshop = session.get(Workshop, workshop_id)
+    if workshop is None:
+        raise NotFound(f"No workshop {workshop_id}.")
+    return workshop
+
+
+def list_workshops(session: DbSession, *, member_id: int | None = None) -> list[Workshop]:
+    """Every workshop, or only those ``member_id`` works at."""
+    stmt = select(Workshop).order_by(Workshop.id)
+    if member_id is not None:
+        stmt = stmt.join(WorkshopMember).where(WorkshopMember.user_id == member_id)
+    return list(session.scalars(stmt))
+
+
+def deactivate_workshop(session: DbSession, workshop_id: int) -> Workshop:
+    """Close a workshop: its queued tasks move to the other active workshops (or wait,
+    unassigned, for one). Claimed tasks stay with their villagers. Raises NotFound."""
+    workshop = get_workshop(session, workshop_id)
+    workshop.active = False
+    session.flush()  # the balancing below must no longer count this workshop as active
+    queued = session.scalars(
+        select(PackingTask)
+        .where(PackingTask.workshop_id == workshop_id, PackingTask.state == TaskState.QUEUED)
+        .order_by(PackingTask.id)
+        .with_for_update()
+    ).all()
+    _distribute(session, queued)
+    return workshop
+
+
+def activate_workshop(session: DbSession, workshop_id: int) -> Workshop:
+    """Reopen a workshop; unassigned tasks come to it. Raises NotFound."""
+    workshop = get_workshop(session, workshop_id)
+    workshop.active = True
+    session.flush()
+    assign_unassigned(session)
+    return workshop
+
+
+def add_member(session: DbSession, workshop_id: int, *, user_id: int, lead: bool) -> WorkshopMember:
+    """Add a villager to a workshop. Raises NotFound, NotAVillager (422), AlreadyMember (409)."""
+    get_workshop(session, workshop_id)
+    user = accounts.get_user(session, user_id)
+    if user is None:
+        raise NotFound(f"No user {user_id}.")
+    if not user.has_role(Role.VILLAGER):
+        raise NotAVillager(
+            f"User {user_id} does not hold the villager role.",
+            {"user_id": ["The user must hold the villager role."]},
+        )
+    if session.get(WorkshopMember, (workshop_id, user_id)) is not None:
+        raise AlreadyMember(f"User {user_id} is already a member of workshop {workshop_id}.")
+    member = WorkshopMember(workshop_id=workshop_id, user_id=user_id, lead=lead)
+    session.add(member)
+    session.flush()  # a racing duplicate fails here on the primary key
+    return member
+
+
+def list_members(session: DbSession, workshop_id: int) -> list[WorkshopMember]:
+    get_workshop(session, workshop_id)
+    return list(
+        session.scalars(
+            select(WorkshopMember)
+            .where(WorkshopMember.workshop_id == workshop_id)
+            .order_by(WorkshopMember.user_id)
+        )
+    )
+
+
+def membership(session: DbSession, workshop_id: int, user_id: int) -> WorkshopMember | None:
+    return session.get(WorkshopMember, (workshop_id, user_id))
+
+
+def check_can_see_workshop(session: DbSession, workshop_id: int, user: User) -> Workshop:
+    """Admins and the workshop's villagers. Raises NotFound, NotAMember."""
+    workshop = get_workshop(session, workshop_id)
+    if user.has_role(Role.ADMIN):
+        return workshop
+    if not user.has_role(Role.VILLAGER) or membership(session, workshop_id, user.id) is None:
+        raise NotAMember(f"You are not a member of workshop {workshop_id}.")
+    return workshop
+
+
+def check_can_see_report(session: DbSession, workshop_id: int, user: User) -> Workshop:
+    """Admins and the workshop's lead. Raises NotFound, NotAMember."""
+    workshop = get_workshop(session, workshop_id)
+    if user.has_role(Role.ADMIN):
+        return workshop
+    member = membership(session, workshop_id, user.id)
+    if member is None or not member.lead or not user.has_role(Role.VILLAGER):
+        raise NotAMember(f"Only an admin or the lead of workshop {workshop_id} sees its report.")
+    return workshop
+
+
+# ---------------------------------------------------------------- tasks
+
+
+def get_task(session: DbSession, task_id: int) -> PackingTask:
+    """The packing task. Raises NotFound."""
+    task = session.get(PackingTask, task_id)
+    if task is None:
+        raise NotFound(f"No packing task {task_id}.")
+    return task
+
+
+def check_can_see_task(session: DbSession, task: PackingTask, user: User) -> None:
+    """Admins, the claimer, and the villagers of the task's workshop. Raises NotAMember."""
+    if user.has_role(Role.ADMIN):
+        return
+    if user.has_role(Role.VILLAGER):
+        if task.claimed_by == user.id or task.packed_by == user.id:
+            return
+        if task.workshop_id is not None and membership(session, task.workshop_id, user.id):
+            return
+    raise NotAMember(f"Packing task {task.id} belongs to a workshop you are not a member of.")
+
+
+def list_tasks(session: DbSession, workshop_id: int, *, state: str | None) -> Any:
+    """A select of the workshop's tasks, for pagination (oldest first)."""
+    stmt = select(PackingTask).where(PackingTask.workshop_id == workshop_id)
+    if state is not None:
+        stmt = stmt.where(PackingTask.state == state)
+    return stmt
+
+
+def create_packing_task(session: DbSession, order_id: int, *, now: datetime) -> PackingTask | None:
+    """Queue the packing task of a paid order; returns it, or None when the order is not
+    (or no longer) paid. Idempotent: an order has one task (UNIQUE), a repeat returns it."""
+    existing = session.scalar(select(PackingTask).where(PackingTask.order_id == order_id))
+    if existing is not None:
+        return existing
+    try:
+        order = orders.get_order(session, order_id)
+    except NotFound:
+        log.warning("no packing task for order %s: no such order", order_id)
+        return None
+    if order.state != OrderState.PAID:
+        log.info("no packing task for order %s: it is %s", order_id, order.state)
+        return None
+
+    lines: list[dict[str, Any]] = []
+    for line in order.lines:
+        product = catalog.get_product(session, line.product_id)
+        lines.append(
+            {
+                "product_id": product.id,
+                "name": product.name,
+                "unit_label": product.unit_label,
+                "qty": line.qty,
+                "unit_weight_g": product.unit_weight_g,
+                "packing_rate_fen": product.packing_rate_fen,
+            }
+        )
+    values = {
+        "order_id": order_id,
+        "workshop_id": least_busy_workshop(session),
+        "state": TaskState.QUEUED.value,
+        "piece_rate_fen": sum(x["qty"] * x["packing_rate_fen"] for x in lines),
+        "expected_weight_g": sum(x["qty"] * x["unit_weight_g"] for x in lines),
+        "paid_at": order.paid_at or now,
+        "created_at": now,
+        "needs_review": False,
+    }
+    # INSERT … ON CONFLICT DO NOTHING: a duplicate event racing this one inserts nothing
+    # and raises nothing; whoever lost returns the winner's task.
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    task_id = session.execute(
+        dialect.insert(PackingTask)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["order_id"])
+        .returning(PackingTask.id)
+    ).scalar()
+    if task_id is None:
+        return session.scalar(select(PackingTask).where(PackingTask.order_id == order_id))
+    session.add_all(PackingTaskLine(task_id=task_id, **line) for line in lines)
+    session.flush()  # so the task below loads its lines
+    return session.get(PackingTask, task_id)
+
+
+def drop_packing_task(session: DbSession, order_id: int) -> bool:
+    """The order was cancelled or refunded: its queued task is cancelled. Returns whether
+    one was. A claimed or packed task is left alone (the order could not be refunded)."""
+    dropped = session.execute(
+        update(PackingTask)
+        .where(PackingTask.order_id == order_id, PackingTask.state == TaskState.QUEUED)
+        .values(state=TaskState.CANCELLED.value)
+        .returning(PackingTask.id)
+    ).scalar()
+    return dropped is not None
+
+
+# ---------------------------------------------------------------- assignment
+
+
+def _queued_counts(session: DbSession) -> list[tuple[int, int]]:
+    """(queued tasks, workshop id) for every active workshop."""
+    rows = session.execute(
+        select(Workshop.id, func.count(PackingTask.id))
+        .outerjoin(
+            PackingTask,
+            (PackingTask.workshop_id == Workshop.id) & (PackingTask.state == TaskState.QUEUED),
+        )
+        .where(Workshop.active.is_(True))
+        .group_by(Workshop.id)
+    ).all()
+    return [(count, workshop_id) for workshop_id, count in rows]
+
+
+def least_busy_workshop(session: DbSession) -> int | None:
+    """The active workshop with the fewest queued tasks (ties: the lowest id), or None."""
+    counts = _queued_counts(session)
+    return min(counts)[1] if counts else None
+
+
+def _distribute(session: DbSession, tasks: Iterable[PackingTask]) -> None:
+    """Give each task, oldest first, to the active workshop with the fewest queued tasks."""
+    heap = _queued_counts(session)
+    heapq.heapify(heap)
+    for task in tasks:
+        if not heap:
+            task.workshop_id = None
+            continue
+        count, workshop_id = heapq.heappop(heap)
+        task.workshop_id = workshop_id
+        heapq.heappush(heap, (count + 1, workshop_id))
+    session.flush()
+
+
+def assign_unassigned(session: DbSession) -> None:
+    """Queued tasks that had no active workshop go to one now."""
+    waiting = session.scalars(
+        select(PackingTask)
+        .where(PackingTask.workshop_id.is_(None), PackingTask.state == TaskState.QUEUED)
+        .order_by(PackingTask.id)
+        .with_for_update()
+    ).all()
+    if waiting:
+        _distribute(session, waiting)
+
+
+def requeue(session: DbSession, task: PackingTask) -> None:
+    """Put a claimed task back in the queue (release or expired lease). If its workshop has
+    closed meanwhile, it goes to another one."""
+    task.state = TaskState.QUEUED
+    task.claimed_by = None
+    task.claimed_at = None
+    task.lease_expires_at = None
+    workshop = session.get(Workshop, task.workshop_id) if task.workshop_id else None
+    if workshop is None or not workshop.active:
+        session.flush()  # the task must count as queued-but-unplaced before balancing
+        _distribute(session, [task])
