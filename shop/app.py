@@ -33,8 +33,9 @@ def _blueprints() -> list[Any]:
     from shop.health import blp as health
     from shop.live.api import blp as live
     from shop.orders.api import blp as orders
+    from shop.payments.api import blp as payments
 
-    return [health, accounts, catalog, live, orders, media, contracts, fulfillment]
+    return [health, accounts, catalog, live, orders, payments, media, contracts, fulfillment]
 
 
 def demo_seeders() -> list[Any]:

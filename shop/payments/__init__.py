@@ -1,0 +1,1 @@
+"""Payments: the PaymentProvider protocol (Stripe, sandbox), payment records, the Stripe webhook."""

@@ -1,0 +1,29 @@
+"""Payment errors: what Stripe (or the sandbox) refused, and webhooks we cannot trust."""
+
+from __future__ import annotations
+
+from shop.errors import DomainError
+
+
+class PaymentRefused(DomainError):
+    """The payment service understood us and said no (e.g. nothing left to refund)."""
+
+    type = "payment"
+    status = 409
+    title = "The payment service refused the request"
+
+
+class PaymentUnavailable(DomainError):
+    """The payment service could not be reached, or failed, or rejected our credentials."""
+
+    type = "payment"
+    status = 502
+    title = "The payment service is not available"
+
+
+class BadSignature(DomainError):
+    """A webhook whose signature, or timestamp, does not check out."""
+
+    type = "signature"
+    status = 400
+    title = "Webhook signature not valid"
