@@ -43,8 +43,9 @@ def demo_seeders() -> list[Any]:
     from contracts.demo import seed_demo as contracts
     from fulfillment.demo import seed_demo as fulfillment
     from shop.accounts.demo import seed_demo as accounts
+    from shop.catalog.images import seed_demo as product_images
 
-    return [accounts, contracts, fulfillment]
+    return [accounts, contracts, fulfillment, product_images]
 
 
 def _subscribe_domain_events() -> None:

@@ -96,6 +96,7 @@ def list_images(session: DbSession, product_id: int, url_base: str) -> list[dict
 #: sku → (background, colour of the produce, shape)
 DEMO_PICTURES: dict[str, tuple[str, str, str]] = {
     "QG-SHIITAKE-500": ("#f3e9d8", "#7b4a2a", "mushroom"),
+    "QG-SHIITAKE-FRESH": ("#f1ead9", "#8a5532", "mushroom"),
     "QG-SHIITAKE-DRY-250": ("#efe4cf", "#5e3a22", "mushroom"),
     "XXG-WHITE-FUNGUS-250": ("#e8eef2", "#f7f1dc", "fungus"),
     "ZK-POMELO-5KG": ("#eef5e4", "#e9c545", "pomelo"),
@@ -115,7 +116,7 @@ def draw_demo_picture(background: str, colour: str, shape: str, size: int = 800)
     draw = ImageDraw.Draw(image)
     c = size // 2
     if shape == "mushroom":
-        draw.rounded_rectangle((c - 70, c - 20, c + 70, c + 260), radius=50, fill="#efe2c6")
+        draw.rounded_rectangle((c - 70, c - 70, c + 70, c + 260), radius=50, fill="#efe2c6")
         draw.pieslice((c - 300, c - 260, c + 300, c + 180), 180, 360, fill=colour)
         for dx, dy in ((-150, -130), (40, -170), (170, -90), (-40, -60)):
             draw.ellipse((c + dx - 28, c + dy - 18, c + dx + 28, c + dy + 18), fill="#d8b98f")
