@@ -34,6 +34,13 @@ MARKET_PRICES = [
     ("standard", 1745, date(2025, 9, 22), "庆元香菇市场 Qingyuan mushroom market, weekly average"),
     ("premium", 2390, date(2025, 9, 1), "庆元香菇市场 Qingyuan mushroom market, flower shiitake"),
 ]
+#: Market prices for the shop's demo products, when its seeder made them (sku, fen per kg, source)
+OTHER_PRICES = [
+    ("QG-SHIITAKE-500", 1745, "庆元香菇市场 Qingyuan mushroom market, weekly average"),
+    ("QG-SHIITAKE-DRY-250", 9800, "庆元香菇市场 Qingyuan mushroom market, dried shiitake"),
+    ("XXG-WHITE-FUNGUS-250", 5200, "古田银耳市场 Gutian white fungus market"),
+    ("ZK-POMELO-5KG", 640, "竹口镇 甜桔柚 Zhukou sweet pomelo, farm-gate price"),
+]
 #: delivered on, weight in grams
 DELIVERIES = [(date(2025, 9, 15), 123_400), (date(2025, 10, 8), 86_750)]
 PAID_THROUGH = date(2025, 9, 30)
@@ -77,6 +84,20 @@ def seed_demo(session: DbSession) -> list[str]:
                 grade=grade,
                 price_fen_per_kg=fen_per_kg,
                 effective_on=effective_on,
+                source=source,
+                created_by=admin.id,
+            )
+
+    for sku, fen_per_kg, source in OTHER_PRICES:
+        other = session.scalar(select(Product).where(Product.sku == sku))
+        if other is not None and not session.scalar(
+            select(MarketPrice.id).where(MarketPrice.product_id == other.id)
+        ):
+            prices.add_market_price(
+                session,
+                product_id=other.id,
+                price_fen_per_kg=fen_per_kg,
+                effective_on=date(2025, 9, 1),
                 source=source,
                 created_by=admin.id,
             )

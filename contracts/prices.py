@@ -222,14 +222,14 @@ def _parse_line(
                 products[sku] = None
         product = products[sku]
         if product is None:
-            problems.append(f"no product with sku {sku!r}")
+            problems.append(f"No product with sku {sku!r}")
 
     grade = grade or STANDARD_GRADE
-    if not GRADE_PATTERN.match(grade):
+    if not GRADE_PATTERN.fullmatch(grade):
         problems.append("grade must be 1–40 printable characters")
 
     price = 0
-    if not INT_PATTERN.match(price_text):
+    if not INT_PATTERN.fullmatch(price_text):
         problems.append(f"price_fen_per_kg must be a whole number of fen, not {price_text!r}")
     else:
         price = int(price_text)
@@ -237,17 +237,16 @@ def _parse_line(
             problems.append(f"price_fen_per_kg must be between 1 and {MAX_PRICE_FEN_PER_KG}")
 
     effective_on: date | None = None
-    if DATE_PATTERN.match(date_text):
+    if DATE_PATTERN.fullmatch(date_text):
         with contextlib.suppress(ValueError):
             effective_on = date.fromisoformat(date_text)
     if effective_on is None:
         problems.append(f"effective_on must be a date YYYY-MM-DD, not {date_text!r}")
 
-    if not source or len(source) > 200 or not TEXT_PATTERN.match(source):
+    if not source or len(source) > 200 or not TEXT_PATTERN.fullmatch(source):
         problems.append("source must be 1–200 printable characters")
 
     if problems:
-        message = "; ".join(problems)
-        return None, message[0].upper() + message[1:] + "."
+        return None, "; ".join(problems) + "."
     assert product is not None and effective_on is not None
     return _Row(0, product, grade, price, effective_on, source), None

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import marshmallow as ma
 from marshmallow import validate
 
@@ -11,9 +13,20 @@ MAX_COMMITTED_KG = 1_000_000  #: 1,000 t: keeps grams within a 32-bit column
 MAX_DELIVERY_G = 100_000_000  #: 100 t in one delivery
 MAX_ADJUSTMENT_FEN = 10_000_000_000  #: ¥100 million either way
 
+
+class FullMatch(validate.Regexp):
+    """A regex the whole value must match (``re.match`` with ``$`` lets a trailing newline
+    through); documented in OpenAPI as the same ``pattern``."""
+
+    def __call__(self, value: Any) -> Any:
+        if self.regex.fullmatch(value) is None:
+            raise ma.ValidationError(self._format_error(value))
+        return value
+
+
 #: Not blank, and no control characters (PostgreSQL text refuses NUL; none belong in a
 #: name or a reason). One pattern: the OpenAPI document can carry only one.
-_printable_text = validate.Regexp(
+_printable_text = FullMatch(
     r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$",
     error="Must not be blank or contain control characters.",
 )
@@ -30,7 +43,7 @@ def _grade(**kwargs: object) -> ma.fields.String:
     return ma.fields.String(
         validate=[
             validate.Length(min=1, max=40),
-            validate.Regexp(GRADE_PATTERN, error="1–40 printable characters, no outer spaces."),
+            FullMatch(GRADE_PATTERN, error="1–40 printable characters, no outer spaces."),
         ],
         **kwargs,  # type: ignore[arg-type]
     )
@@ -43,7 +56,7 @@ class FarmerProfileIn(ma.Schema):
     village = _text(100, allow_none=True)
     phone = ma.fields.String(
         allow_none=True,
-        validate=[validate.Length(min=3, max=40), validate.Regexp(r"^\+?[0-9][0-9 -]*[0-9]$")],
+        validate=[validate.Length(min=3, max=40), FullMatch(r"^\+?[0-9][0-9 -]*[0-9]$")],
     )
 
 
@@ -52,7 +65,7 @@ class PayoutAccountIn(ma.Schema):
         required=True,
         validate=[
             validate.Length(max=255),
-            validate.Regexp(
+            FullMatch(
                 r"^acct_[A-Za-z0-9]{1,250}$",
                 error="A Stripe Connect account id: acct_ followed by letters and digits.",
             ),

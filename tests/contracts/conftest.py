@@ -86,7 +86,9 @@ def make_contract() -> Callable[..., Contract]:
 def deliver() -> Callable[..., Any]:
     """``deliver(contract, date(2025, 9, 15), 12_340)`` → a committed delivery."""
 
-    def make(contract: Contract, delivered_on: date, weight_g: int, grade: str | None = None) -> Any:
+    def make(
+        contract: Contract, delivered_on: date, weight_g: int, grade: str | None = None
+    ) -> Any:
         delivery = service.record_delivery(
             db.session,
             contract.id,
