@@ -16,15 +16,19 @@ def listing_of(session):
     return session.listings[0]
 
 
-def test_an_order_takes_stock_from_the_listing_at_the_flash_price(db_session, make_product, make_live_session, make_user, place):
+def test_an_order_takes_stock_from_the_listing_at_the_flash_price(
+    db_session, make_product, make_live_session, make_user, place
+):
     product = make_product(stock=50, price_fen=6800)
     live = make_live_session([(product, 4990, 10, None)])
     buyer = make_user("buyer")
     listing = listing_of(live)
-    order = place(buyer, [{"listing_id": listing.id, "qty": 3}, {"product_id": product.id, "qty": 1}])
+    order = place(
+        buyer, [{"listing_id": listing.id, "qty": 3}, {"product_id": product.id, "qty": 1}]
+    )
     assert order.state == OrderState.PENDING_PAYMENT
     assert order.total_fen == 3 * 4990 + 6800
-    assert [(l.listing_id, l.qty, l.unit_price_fen) for l in order.lines] == [
+    assert [(line.listing_id, line.qty, line.unit_price_fen) for line in order.lines] == [
         (listing.id, 3, 4990),
         (None, 1, 6800),
     ]
@@ -32,7 +36,9 @@ def test_an_order_takes_stock_from_the_listing_at_the_flash_price(db_session, ma
     assert catalog.get_product(db.session, product.id).stock == 50 - 10 - 1
 
 
-def test_mark_paid_then_cancel_refunds_and_returns_the_stock(db_session, make_product, make_live_session, make_user, place):
+def test_mark_paid_then_cancel_refunds_and_returns_the_stock(
+    db_session, make_product, make_live_session, make_user, place
+):
     product = make_product(stock=20)
     live = make_live_session([(product, 4990, 10, None)])
     listing = listing_of(live)
