@@ -153,7 +153,7 @@ def _to_srgb(image: Image.Image) -> Image.Image:
             # stay as they are; the profile is dropped with the rest of the metadata.
             log.info("ignored an unusable ICC profile: %r", error)
     if rgb is None:
-        rgb = base.convert("RGB")
+        rgb = base if base.mode == "RGB" and base is not image else base.convert("RGB")
     if alpha is not None:
         rgb.putalpha(alpha)
     return rgb
@@ -184,11 +184,12 @@ def clean(data: bytes, *, max_pixels: int) -> CleanImage:
     """
     image, format_ = decode(data, max_pixels=max_pixels)
     try:
-        upright = ImageOps.exif_transpose(image)
-        pixels = _to_srgb(upright)
+        ImageOps.exif_transpose(image, in_place=True)  # in place: one copy fewer of 40 Mpx
+        pixels = _to_srgb(image)
     except Exception as error:  # broken EXIF or pixel data Pillow cannot convert
         log.info("refused an image while normalising it: %r", error)
         raise BadImage(f"The {format_} image cannot be read (broken metadata or pixels).") from None
+    del image  # let the decoded pixels go before the next copy
     pixels = _bare(pixels)
     if format_ == "JPEG" and pixels.mode != "RGB":
         pixels = pixels.convert("RGB")
