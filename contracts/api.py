@@ -12,9 +12,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from contracts import prices, service
-from contracts.errors import InvalidCsv, UnsupportedCsv
+from contracts.errors import InvalidCsv, PayoutProviderUnavailable, UnsupportedCsv
 from contracts.models import Adjustment, Contract, Delivery, FarmerProfile, MarketPrice, Payout
 from contracts.payouts import service as payouts
+from contracts.payouts.providers import payout_provider
 from contracts.schemas import (
     AdjustmentIn,
     AdjustmentOut,
@@ -369,9 +370,14 @@ def record_adjustment(data: dict[str, Any], contract_id: int) -> Any:
 @blp.arguments(PayoutRunIn)
 @blp.response(200, PayoutRunOut)
 @blp.alt_response(409, response="CONFLICT", description="a concurrent run got there first")
+@blp.alt_response(503, response="SERVICE_UNAVAILABLE", description="no payout provider")
 def run_payouts(data: dict[str, Any]) -> Any:
     """Pay every farmer what is owed through a date: one payout per farmer, each delivery
     and adjustment in at most one payout; earlier pending or failed payouts are retried."""
+    try:
+        payout_provider(current_app.config)
+    except RuntimeError as error:  # production without a Stripe key: nothing may be "paid"
+        raise PayoutProviderUnavailable(str(error)) from None
     try:
         run = payouts.run_payouts(
             db.session, through=data["through"], now=utcnow(), sending_lease=sending_lease()

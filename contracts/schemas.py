@@ -109,7 +109,7 @@ MarketPricePage = page_schema(MarketPriceOut, "MarketPricePage")
 
 class MarketPriceQuery(ListQuery):
     product_id = ma.fields.Integer(validate=validate.Range(min=1, max=2**31 - 1))
-    grade = ma.fields.String(validate=validate.Length(min=1, max=40))
+    grade = _grade()
 
 
 class ImportLineError(ma.Schema):

@@ -417,3 +417,16 @@ def test_two_runs_at_the_same_time_put_each_delivery_in_one_payout(
         assert {p.state for p in payouts} == {"paid"}
     keys = [t["idempotency_key"] for t in _transfers(localstripe)]
     assert sorted(keys) == sorted(f"payout-{p.id}" for p in payouts)
+
+
+def test_a_run_in_production_without_a_stripe_key_is_refused_before_anything_is_made(
+    client, auth, season, deliver, app, monkeypatch
+):
+    _, admin = auth("admin")
+    _, contract = season
+    deliver(contract, date(2025, 9, 10), 10_000)
+    monkeypatch.setitem(app.config, "SHANHUO_ENV", "production")
+    response = client.post("/api/v1/payouts/run", json={"through": "2025-09-30"}, headers=admin)
+    assert response.status_code == 503
+    assert response.get_json()["type"] == "payout-provider"
+    assert db.session.scalar(select(func.count(Payout.id))) == 0
