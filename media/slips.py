@@ -74,6 +74,11 @@ def find_font(candidates: Sequence[str | None] = CJK_FONTS) -> str | None:
     return None
 
 
+def fonts_with(font_path: str | None) -> tuple[str | None, ...]:
+    """The fonts to try: a configured one (``SLIP_FONT_PATH``) first, then ``CJK_FONTS``."""
+    return (font_path, *CJK_FONTS)
+
+
 @lru_cache(maxsize=32)
 def _font(path: str | None, size: int) -> Font:
     if path is not None:

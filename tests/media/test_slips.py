@@ -18,6 +18,7 @@ from media.slips import (
     PackingSlip,
     SlipLine,
     find_font,
+    fonts_with,
     qr_matrix,
     qr_module_px,
     render_slip,
@@ -99,8 +100,12 @@ def test_without_a_cjk_font_the_slip_still_renders_with_a_scannable_qr_code(tmp_
 
 
 @needs_cjk_font
-def test_a_configured_font_path_comes_first():
-    assert find_font(["/nonexistent.ttf", CJK_FONT]) == CJK_FONT
+def test_a_configured_font_path_comes_first(tmp_path):
+    assert find_font(fonts_with(None)) == CJK_FONT
+    assert find_font(fonts_with(str(tmp_path / "missing.ttf"))) == CJK_FONT
+    dejavu = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+    if find_font([dejavu]):
+        assert find_font(fonts_with(dejavu)) == dejavu
 
 
 def test_a_long_order_stays_printable():
