@@ -259,11 +259,14 @@ def import_market_prices() -> Any:
 @blp.arguments(MarketPriceQuery, location="query")
 @blp.response(200, MarketPricePage)
 def list_market_prices(query: dict[str, Any]) -> Any:
-    """Market prices, newest first (``?product_id=&grade=``)."""
-    stmt = prices.list_market_prices_query(
-        product_id=query.pop("product_id", None), grade=query.pop("grade", None)
+    """Market prices, newest first: latest ``effective_on`` first (``?product_id=&grade=``)."""
+    page = prices.list_market_prices(
+        db.session,
+        product_id=query.get("product_id"),
+        grade=query.get("grade"),
+        limit=query["limit"],
+        cursor=query["cursor"],
     )
-    page = paginate(db.session, stmt, MarketPrice.id, descending=True, **query)
     ids = {p.product_id for p in page["items"]}
     rows = db.session.execute(select(Product.id, Product.sku).where(Product.id.in_(ids)))
     skus = {row.id: row.sku for row in rows}

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import and_, or_, select, tuple_
 
 from contracts.errors import InvalidCsv
 from contracts.models import STANDARD_GRADE, MarketPrice
@@ -98,13 +98,45 @@ def price_in_force(
     )
 
 
-def list_market_prices_query(*, product_id: int | None, grade: str | None) -> Any:
+def list_market_prices(
+    session: DbSession,
+    *,
+    product_id: int | None,
+    grade: str | None,
+    limit: int,
+    cursor: str | None,
+) -> dict[str, Any]:
+    """One page of prices, newest first: latest ``effective_on`` first, then latest recorded.
+
+    The cursor is ``YYYY-MM-DD:id`` of the last price on the previous page.
+    Raises ValidationFailed (a cursor this server did not give out).
+    """
     stmt = select(MarketPrice)
     if product_id is not None:
         stmt = stmt.where(MarketPrice.product_id == product_id)
     if grade is not None:
         stmt = stmt.where(MarketPrice.grade == grade)
-    return stmt
+    if cursor:
+        day_text, _, id_text = cursor.partition(":")
+        try:
+            after_day, after_id = date.fromisoformat(day_text), int(id_text)
+        except ValueError:
+            raise ValidationFailed(
+                "The cursor is not one this server gave out.", {"cursor": ["Invalid cursor."]}
+            ) from None
+        stmt = stmt.where(
+            or_(
+                MarketPrice.effective_on < after_day,
+                and_(MarketPrice.effective_on == after_day, MarketPrice.id < after_id),
+            )
+        )
+    stmt = stmt.order_by(MarketPrice.effective_on.desc(), MarketPrice.id.desc()).limit(limit + 1)
+    rows = list(session.scalars(stmt))
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_cursor = f"{last.effective_on.isoformat()}:{last.id}"
+    return {"items": rows[:limit], "next_cursor": next_cursor}
 
 
 @dataclass(frozen=True)

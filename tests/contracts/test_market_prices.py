@@ -204,3 +204,26 @@ def test_only_admins_record_or_import_prices(client, auth, shiitake, role):
     assert _import(client, headers, HEADER).status_code == 403
     assert client.post("/api/v1/market-prices", json=body).status_code == 401
     assert client.get("/api/v1/market-prices").status_code == 200
+
+
+def test_prices_list_latest_effective_first_across_pages(client, auth, shiitake, make_price):
+    make_price(shiitake, 1745, date(2025, 9, 22))  # recorded first, effective last
+    make_price(shiitake, 1500, date(2025, 8, 1))
+    make_price(shiitake, 1680, date(2025, 9, 1))
+    make_price(shiitake, 2390, date(2025, 9, 1), grade="premium")
+
+    seen, cursor = [], None
+    while True:
+        url = f"/api/v1/market-prices?product_id={shiitake.id}&limit=1"
+        page = client.get(url + (f"&cursor={cursor}" if cursor else "")).get_json()
+        seen += [(p["effective_on"], p["price_fen_per_kg"]) for p in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [
+        ("2025-09-22", 1745),
+        ("2025-09-01", 2390),
+        ("2025-09-01", 1680),
+        ("2025-08-01", 1500),
+    ]
+    assert client.get("/api/v1/market-prices?cursor=nonsense").status_code == 422
