@@ -12,7 +12,7 @@ from shop.api import Blueprint
 from shop.auth import current_user, public, requires
 from shop.db import db
 from shop.errors import NotFound
-from shop.payments import service
+from shop.payments import service, webhook
 from shop.payments.models import Payment
 from shop.payments.providers import get_provider, sandbox_active
 from shop.payments.schemas import EventResultOut, PaymentOut
@@ -39,7 +39,7 @@ def payment_json(payment: Payment) -> dict[str, Any]:
     }
 
 
-def result_json(result: service.EventResult) -> dict[str, Any]:
+def result_json(result: webhook.EventResult) -> dict[str, Any]:
     return {"received": True, **vars(result)}
 
 
@@ -66,8 +66,28 @@ def create_payment(order_id: int) -> Any:
     return payment_json(payment)
 
 
+#: The webhook reads the raw body itself (the signature covers its exact bytes).
+WEBHOOK_DOC: dict[str, Any] = {
+    "parameters": [
+        {
+            "in": "header",
+            "name": "Stripe-Signature",
+            "required": True,
+            "schema": {"type": "string"},
+            "description": "`t=<unix time>,v1=<HMAC-SHA256(secret, f'{t}.{body}')>`",
+        }
+    ],
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"type": "object"}}},
+        "description": "A Stripe event object, exactly as Stripe sent it",
+    },
+}
+
+
 @blp.route("/payments/stripe/webhook", methods=["POST"])
 @public
+@blp.doc(**WEBHOOK_DOC)
 @blp.response(200, EventResultOut)
 @blp.alt_response(400, response="BAD_REQUEST", description="signature: missing, wrong or stale")
 @blp.alt_response(422, response="UNPROCESSABLE_ENTITY", description="signed but not an event")
@@ -83,12 +103,12 @@ def stripe_webhook() -> Any:
     `charge.refunded`; any other type is acknowledged and ignored. Each event id is
     handled once: a repeat is answered 200 with `duplicate: true` and changes nothing.
     """
-    event = service.verify_stripe_event(
+    event = webhook.verify_stripe_event(
         request.get_data(cache=False),
         request.headers.get("Stripe-Signature"),
         current_app.config.get("STRIPE_WEBHOOK_SECRET"),
     )
-    result = service.handle_event(db.session, event, provider=get_provider())
+    result = webhook.handle_event(db.session, event, provider=get_provider())
     db.session.commit()
     return result_json(result)
 
