@@ -120,6 +120,8 @@ def list_market_prices(
         day_text, _, id_text = cursor.partition(":")
         try:
             after_day, after_id = date.fromisoformat(day_text), int(id_text)
+            if not 0 < after_id < 2**31:
+                raise ValueError(id_text)
         except ValueError:
             raise ValidationFailed(
                 "The cursor is not one this server gave out.", {"cursor": ["Invalid cursor."]}

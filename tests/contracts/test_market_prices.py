@@ -226,4 +226,5 @@ def test_prices_list_latest_effective_first_across_pages(client, auth, shiitake,
         ("2025-09-01", 1680),
         ("2025-08-01", 1500),
     ]
-    assert client.get("/api/v1/market-prices?cursor=nonsense").status_code == 422
+    for bad in ["nonsense", "2025-09-01:99999999999999999999999", "2025-13-01:1", ":"]:
+        assert client.get(f"/api/v1/market-prices?cursor={bad}").status_code == 422
