@@ -38,12 +38,13 @@ def _fire(app: Any, requests: list[tuple[str, dict[str, str]]]) -> list[Any]:
 
 
 def test_twenty_villagers_claiming_at_once_take_the_twenty_oldest_each_once(
-    committing, make_workshop, villager_at, make_paid_order, make_product
+    committing, make_workshop, villager_at, make_paid_order, make_product, make_user
 ):
     with committing.app_context():
         workshop = make_workshop()
         product = make_product(packing_rate_fen=30, stock=1000)
-        order_ids = [make_paid_order([(product, 1)]) for _ in range(100)]
+        buyer = make_user("buyer")
+        order_ids = [make_paid_order([(product, 1)], buyer=buyer) for _ in range(100)]
         task_ids = db.session.scalars(
             select(PackingTask.id)
             .where(PackingTask.order_id.in_(order_ids))
@@ -75,7 +76,7 @@ def test_twenty_villagers_claiming_at_once_take_the_twenty_oldest_each_once(
 
 
 def test_one_villager_firing_five_claims_at_once_gets_one(
-    committing, make_workshop, villager_at, make_paid_order, make_product
+    committing, make_workshop, villager_at, make_paid_order, make_product, make_user
 ):
     with committing.app_context():
         workshop = make_workshop()
@@ -103,7 +104,7 @@ def test_one_villager_firing_five_claims_at_once_gets_one(
 
 
 def test_claim_and_complete_loops_never_double_pay(
-    committing, make_workshop, villager_at, make_paid_order, make_product
+    committing, make_workshop, villager_at, make_paid_order, make_product, make_user
 ):
     """Eight villagers loop claim → complete until the queue is empty: every task is
     packed exactly once and paid exactly once."""
@@ -112,8 +113,9 @@ def test_claim_and_complete_loops_never_double_pay(
     with committing.app_context():
         workshop = make_workshop()
         product = make_product(packing_rate_fen=25, stock=1000)
+        buyer = make_user("buyer")
         for _ in range(40):
-            make_paid_order([(product, 2)])
+            make_paid_order([(product, 2)], buyer=buyer)
         villagers = [villager_at(workshop) for _ in range(8)]
         path = f"/api/v1/workshops/{workshop.id}/tasks/claim"
     packed: list[int] = []
