@@ -34,6 +34,8 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "STRIPE_SECRET_KEY": env("STRIPE_SECRET_KEY") or None,
         "STRIPE_WEBHOOK_SECRET": env("STRIPE_WEBHOOK_SECRET") or None,
         "STRIPE_API_BASE": env("STRIPE_API_BASE") or None,
+        #: seconds per Stripe request (payments); two retries with the same idempotency key
+        "STRIPE_TIMEOUT_S": _int("STRIPE_TIMEOUT_S", 20),
         "CURRENCY": env("CURRENCY", "cny"),
         "MEDIA_ROOT": env("MEDIA_ROOT") or str(instance / "media"),
         "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 15 * 1024 * 1024),

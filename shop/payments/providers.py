@@ -193,7 +193,7 @@ def get_provider(app: Flask | None = None) -> PaymentProvider:
         key = ("stripe", config["STRIPE_SECRET_KEY"], config.get("STRIPE_API_BASE"))
     else:
         key = ("sandbox", config["SHANHUO_ENV"])
-    key += (config["CURRENCY"], config.get("STRIPE_TIMEOUT_S", 20))
+    key += (config["CURRENCY"], config["STRIPE_TIMEOUT_S"])
     cache: dict[tuple[Any, ...], PaymentProvider] = app.extensions.setdefault(
         "shanhuo.payment_providers", {}
     )
@@ -204,7 +204,7 @@ def get_provider(app: Flask | None = None) -> PaymentProvider:
                 config["STRIPE_SECRET_KEY"],
                 api_base=config.get("STRIPE_API_BASE"),
                 currency=config["CURRENCY"],
-                timeout_s=config.get("STRIPE_TIMEOUT_S", 20),
+                timeout_s=config["STRIPE_TIMEOUT_S"],
             )
         else:
             provider = SandboxProvider(env=config["SHANHUO_ENV"], currency=config["CURRENCY"])

@@ -21,7 +21,7 @@ from shop.payments.models import Payment, ProcessedEvent
 from tests.support.stripe import SECRET_KEY, WEBHOOK_SECRET, LocalStripe, sign_webhook
 
 WEBHOOK = "/api/v1/payments/stripe/webhook"
-STRIPE_KEYS = ("STRIPE_SECRET_KEY", "STRIPE_API_BASE", "STRIPE_WEBHOOK_SECRET")
+STRIPE_KEYS = ("STRIPE_SECRET_KEY", "STRIPE_API_BASE", "STRIPE_WEBHOOK_SECRET", "STRIPE_TIMEOUT_S")
 
 _event_numbers = itertools.count(1)
 
@@ -50,6 +50,12 @@ def webhook_secret(app: Flask) -> Iterator[str]:
         yield WEBHOOK_SECRET
     finally:
         app.config["STRIPE_WEBHOOK_SECRET"] = saved
+
+
+def stripe_unreachable(app: Flask) -> None:
+    """Point the app at a port where nothing listens (``stripe_on`` restores it after)."""
+    app.config["STRIPE_API_BASE"] = "http://127.0.0.1:9"  # the discard port
+    app.config["STRIPE_TIMEOUT_S"] = 2
 
 
 def stripe_client(localstripe: LocalStripe) -> stripe.StripeClient:

@@ -26,6 +26,7 @@ from tests.shop.payments_support import (
     posts,
     product_stock,
     stripe_client,
+    stripe_unreachable,
     succeeded_intent,
 )
 
@@ -160,19 +161,29 @@ def test_stripe_out_of_reach_is_a_502_payment_problem_and_writes_nothing(
     app, client, shop, stripe_on
 ):
     _, headers, _, order = shop
-    app.config["STRIPE_API_BASE"] = "http://127.0.0.1:9"  # discard port: nothing listens
-    app.config["STRIPE_TIMEOUT_S"] = 2
+    stripe_unreachable(app)
 
-    try:
-        response = pay_for(client, headers, order.id)
-    finally:
-        del app.config["STRIPE_TIMEOUT_S"]
+    response = pay_for(client, headers, order.id)
 
     assert response.status_code == 502
     assert response.json["type"] == "payment"
     assert "Could not reach Stripe" in response.json["detail"]
     assert payment_count(order.id) == 0
     assert order_state(order.id) == "pending_payment"
+
+
+def test_a_key_stripe_rejects_is_a_502_that_tells_the_operator_what_to_fix(
+    app, client, shop, stripe_on
+):
+    _, headers, _, order = shop
+    app.config["STRIPE_SECRET_KEY"] = "rk_wrong_key"
+
+    response = pay_for(client, headers, order.id)
+
+    assert response.status_code == 502
+    assert response.json["type"] == "payment"
+    assert "check STRIPE_SECRET_KEY" in response.json["detail"]
+    assert payment_count(order.id) == 0
 
 
 def test_an_order_that_is_not_waiting_for_payment_cannot_get_a_payment(

@@ -27,6 +27,7 @@ from tests.shop.payments_support import (
     posts,
     product_stock,
     stripe_client,
+    stripe_unreachable,
     succeeded_intent,
 )
 from tests.support.stripe import sign_webhook
@@ -459,6 +460,29 @@ def test_a_two_line_expired_order_with_one_line_gone_reserves_neither(
     assert product_stock(scarce.id) == 0
 
 
+def test_a_late_payment_for_a_flash_order_takes_the_units_from_the_listing_again(
+    client, auth, make_product, make_live_session, place, stripe_on
+):
+    from shop.live.models import LiveListing
+
+    buyer, headers = auth("buyer")
+    product = make_product(stock=20)
+    listing = make_live_session([(product, 2990, 5, None)]).listings[0]
+    order = place(buyer, [{"listing_id": listing.id, "qty": 2}])
+    assert order.total_fen == 5980
+    payment = pay_for(client, headers, order.id).json
+    expire(order.id)
+    db.session.expire_all()
+    assert db.session.get(LiveListing, listing.id).remaining == 5
+
+    response = deliver(client, intent_event(succeeded_intent(payment, order.id)))
+
+    assert response.json["outcome"] == Outcome.PAID
+    db.session.expire_all()
+    assert db.session.get(LiveListing, listing.id).remaining == 3
+    assert product_stock(product.id) == 15
+
+
 def test_when_the_refund_for_a_gone_order_fails_the_event_is_not_recorded_and_comes_again(
     app, client, auth, make_product, place, stripe_on
 ):
@@ -473,13 +497,9 @@ def test_when_the_refund_for_a_gone_order_fails_the_event_is_not_recorded_and_co
     place(auth("buyer")[0], [{"product_id": product.id, "qty": 1}])
     event = intent_event(intent)
 
-    app.config["STRIPE_API_BASE"] = "http://127.0.0.1:9"
-    app.config["STRIPE_TIMEOUT_S"] = 2
-    try:
-        down = deliver(client, event)
-    finally:
-        del app.config["STRIPE_TIMEOUT_S"]
-        app.config["STRIPE_API_BASE"] = stripe_on.base_url
+    stripe_unreachable(app)
+    down = deliver(client, event)
+    app.config.update(STRIPE_API_BASE=stripe_on.base_url, STRIPE_TIMEOUT_S=20)
     db.session.rollback()  # what the end of a failed request does (see test_payments)
 
     assert down.status_code == 502
