@@ -25,7 +25,7 @@ from shop.accounts.models import Role, User
 from shop.accounts.service import get_user
 from shop.catalog.models import Product
 from shop.db import DbSession, utcnow
-from shop.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from shop.errors import Conflict, NotFound, ValidationFailed
 
 # ---------------------------------------------------------------------------- farmers
 
@@ -318,8 +318,3 @@ def farmer_contracts_query(farmer_id: int) -> Any:
 
 def farmer_deliveries_query(farmer_id: int) -> Any:
     return select(Delivery).where(Delivery.farmer_id == farmer_id)
-
-
-def require_farmer(user: User) -> None:
-    if not user.has_role(Role.FARMER):
-        raise Forbidden("Only farmers have contracts.")
