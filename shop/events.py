@@ -197,8 +197,10 @@ class RedisBus:
         self, live_session_id: int, after_id: int | None
     ) -> tuple[list[LiveEvent], Subscription]:
         channel = self.channel(live_session_id)
-        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        pubsub = self.client.pubsub()
         pubsub.subscribe(channel)
+        # Wait for the server's confirmation: events published after this reach us.
+        pubsub.get_message(timeout=5)
         backlog: list[LiveEvent] = []
         if after_id is not None:
             raw = self.client.lrange(f"{channel}:history", 0, -1)

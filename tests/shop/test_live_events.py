@@ -1,0 +1,225 @@
+"""Live events: what viewers see on /live-sessions/{id}/events (Server-Sent Events).
+
+The app's bus is Redis pub/sub when REDIS_URL is set (CI) and the in-process hub
+otherwise; these tests run on whichever the app has.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from shop import events
+from shop.db import db
+from shop.live import service as live
+from tests.shop.conftest import SHIPPING
+
+
+class Stream:
+    """An open SSE response, read chunk by chunk in this thread."""
+
+    def __init__(self, response: Any) -> None:
+        assert response.status_code == 200
+        assert response.mimetype == "text/event-stream"
+        self.response = response
+        self.chunks: Iterator[bytes] = iter(response.response)
+        self.first = next(self.chunks).decode()  # subscribed once this arrives
+
+    def next_events(self, wanted: str, timeout: float = 5) -> list[dict[str, Any]]:
+        """Events read until one named ``wanted`` arrives."""
+        seen: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                chunk = next(self.chunks).decode()
+            except StopIteration:
+                break
+            for block in chunk.split("\n\n"):
+                parsed = parse(block)
+                if parsed:
+                    seen.append(parsed)
+                    if parsed["event"] == wanted:
+                        return seen
+        raise AssertionError(f"no {wanted} event; saw {seen}")
+
+    def close(self) -> None:
+        self.response.close()
+
+
+def parse(block: str) -> dict[str, Any] | None:
+    fields: dict[str, Any] = {}
+    for line in block.splitlines():
+        if line.startswith(":") or ":" not in line:
+            continue
+        name, _, value = line.partition(":")
+        fields[name] = value.strip()
+    if "event" not in fields:
+        return None
+    return {"id": int(fields["id"]), "event": fields["event"], "data": json.loads(fields["data"])}
+
+
+@pytest.fixture
+def long_streams(app, monkeypatch):
+    monkeypatch.setitem(app.config, "LIVE_EVENTS_TESTING_STREAM_S", 10)
+
+
+@pytest.fixture
+def on_air(db_session, make_product, make_live_session):
+    product = make_product(stock=100, price_fen=6800)
+    return make_live_session([(product, 3990, 5, None)])
+
+
+def order(client, auth, listing_id, qty):
+    _, headers = auth("buyer")
+    response = client.post(
+        "/api/v1/orders",
+        json={"lines": [{"listing_id": listing_id, "qty": qty}], "shipping": SHIPPING},
+        headers={**headers, "Idempotency-Key": f"sse-{time.monotonic_ns()}"},
+    )
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def test_a_viewer_sees_the_new_remaining_after_an_order(client, auth, on_air, long_streams):
+    listing = on_air.listings[0]
+    stream = Stream(client.get(f"/api/v1/live-sessions/{on_air.id}/events"))
+    try:
+        assert stream.first.startswith("retry:")
+        order(client, auth, listing.id, 2)
+        seen = stream.next_events("listing.stock")
+        assert seen[-1]["data"] == {"listing_id": listing.id, "remaining": 3}
+        order(client, auth, listing.id, 3)
+        seen = stream.next_events("listing.sold_out")
+        assert [e["event"] for e in seen] == ["listing.stock", "listing.sold_out"]
+        assert seen[0]["data"] == {"listing_id": listing.id, "remaining": 0}
+        assert seen[1]["id"] > seen[0]["id"]
+    finally:
+        stream.close()
+
+
+def test_events_carry_no_personal_data(client, auth, on_air, long_streams):
+    listing = on_air.listings[0]
+    stream = Stream(client.get(f"/api/v1/live-sessions/{on_air.id}/events"))
+    try:
+        order(client, auth, listing.id, 1)
+        text = json.dumps(stream.next_events("listing.stock"))
+    finally:
+        stream.close()
+    for private in (SHIPPING["name"], SHIPPING["phone"], "buyer", "email", "@"):
+        assert private not in text
+
+
+def test_pin_start_and_end_are_streamed_and_the_stream_closes_at_the_end(
+    client, db_session, make_product, make_live_session, long_streams
+):
+    product = make_product(stock=100)
+    session = make_live_session([(product, 3990, 5, None)], live=False)
+    listing = session.listings[0]
+    stream = Stream(client.get(f"/api/v1/live-sessions/{session.id}/events"))
+    live.start_session(db.session, session.id, streamer_id=session.streamer_id)
+    live.pin_listing(db.session, session.id, listing.id, streamer_id=session.streamer_id)
+    db.session.commit()
+    assert [e["event"] for e in stream.next_events("listing.pinned")] == [
+        "session.started",
+        "listing.pinned",
+    ]
+    live.end_session(db.session, session.id, streamer_id=session.streamer_id)
+    db.session.commit()
+    seen = stream.next_events("session.ended")
+    assert seen[0] == {
+        "id": seen[0]["id"],
+        "event": "listing.stock",
+        "data": {"listing_id": listing.id, "remaining": 0},
+    }
+    with pytest.raises(StopIteration):
+        next(stream.chunks)
+
+
+def test_a_reconnect_with_last_event_id_replays_what_was_missed(client, auth, on_air, long_streams):
+    listing = on_air.listings[0]
+    stream = Stream(client.get(f"/api/v1/live-sessions/{on_air.id}/events"))
+    order(client, auth, listing.id, 1)
+    first = stream.next_events("listing.stock")[-1]
+    stream.close()
+    order(client, auth, listing.id, 1)  # missed while away
+    order(client, auth, listing.id, 1)
+    again = Stream(
+        client.get(
+            f"/api/v1/live-sessions/{on_air.id}/events",
+            headers={"Last-Event-ID": str(first["id"])},
+        )
+    )
+    try:
+        replayed = again.next_events("listing.stock")
+        replayed += again.next_events("listing.stock")
+        assert [e["data"]["remaining"] for e in replayed] == [3, 2]
+        assert all(e["id"] > first["id"] for e in replayed)
+    finally:
+        again.close()
+
+
+def test_an_ended_session_without_anything_to_replay_is_204(
+    client, db_session, make_product, make_live_session
+):
+    session = make_live_session([(make_product(stock=10), 3990, 5, None)])
+    live.end_session(db.session, session.id, streamer_id=session.streamer_id)
+    db.session.commit()
+    response = client.get(f"/api/v1/live-sessions/{session.id}/events")
+    assert response.status_code == 204
+
+
+def test_a_quiet_stream_sends_heartbeats(client, app, on_air, monkeypatch, long_streams):
+    monkeypatch.setitem(app.config, "LIVE_EVENTS_HEARTBEAT_S", 0.2)
+    stream = Stream(client.get(f"/api/v1/live-sessions/{on_air.id}/events"))
+    try:
+        assert next(stream.chunks).decode() == ": heartbeat\n\n"
+    finally:
+        stream.close()
+
+
+def test_the_stream_is_bounded_in_testing(client, app, on_air, monkeypatch):
+    monkeypatch.setitem(app.config, "LIVE_EVENTS_TESTING_STREAM_S", 0.3)
+    started = time.monotonic()
+    body = client.get(f"/api/v1/live-sessions/{on_air.id}/events").get_data(as_text=True)
+    assert body.startswith("retry:")
+    assert time.monotonic() - started < 5
+
+
+def test_the_stream_holds_no_database_connection(app, committing, make_product, make_live_session):
+    with app.app_context():
+        session = make_live_session([(make_product(stock=10), 3990, 5, None)])
+        session_id = session.id
+        db.session.close()
+        app.config["LIVE_EVENTS_TESTING_STREAM_S"] = 10
+        try:
+            pool = db.engine.pool
+            before = pool.checkedout()
+            stream = Stream(app.test_client().get(f"/api/v1/live-sessions/{session_id}/events"))
+            assert pool.checkedout() == before
+            stream.close()
+        finally:
+            app.config.pop("LIVE_EVENTS_TESTING_STREAM_S")
+
+
+@pytest.mark.redis
+def test_redis_carries_events_between_separate_clients(app):
+    """Two web processes: one publishes, the other's subscriber receives (and can resume)."""
+    import redis
+
+    publisher = events.RedisBus(redis.Redis.from_url(app.config["REDIS_URL"]))
+    subscriber = events.RedisBus(redis.Redis.from_url(app.config["REDIS_URL"]))
+    backlog, subscription = subscriber.subscribe(987_654, after_id=None)
+    try:
+        assert backlog == []
+        sent = publisher.publish(987_654, "listing.stock", {"listing_id": 1, "remaining": 4})
+        got = subscription.get(timeout=5)
+        assert got == sent
+    finally:
+        subscription.close()
+    replay, again = subscriber.subscribe(987_654, after_id=sent.id - 1)
+    again.close()
+    assert replay == [sent]
