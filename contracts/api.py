@@ -29,7 +29,6 @@ from contracts.schemas import (
     FarmerPayoutsOut,
     FarmerProfileIn,
     ImportOut,
-    ImportProblem,
     MarketPriceIn,
     MarketPriceOut,
     MarketPricePage,
@@ -45,7 +44,7 @@ from shop.api import Blueprint, ListQuery
 from shop.auth import current_user, public, requires
 from shop.catalog.models import Product
 from shop.db import db, utcnow
-from shop.errors import PROBLEM_JSON, Conflict, NotFound
+from shop.errors import Conflict, NotFound
 from shop.pagination import paginate
 
 log = logging.getLogger(__name__)
@@ -208,11 +207,10 @@ IMPORT_DOC = {
     "description": (
         "A `text/csv` body (UTF-8) with the header "
         "`product_sku,grade,price_fen_per_kg,effective_on,source`; an empty grade is "
-        "`standard`. All or nothing: 200 `{imported, errors: []}` when every line is good; "
-        "otherwise nothing is written and the answer is a 422 problem of type `invalid-csv` "
-        "with `imported: 0` and `errors: [{line, message}]` naming every bad line "
-        "(line 1 is the header). A product/grade/date twice in the file, or already "
-        "stored, is an error."
+        "`standard`. All or nothing, as API.md promises: the answer is always 200 "
+        "`{imported, errors}`; when any line is bad nothing is written, `imported` is 0 and "
+        "`errors: [{line, message}]` names every bad line (line 1 is the header). A "
+        "product/grade/date twice in the file, or already stored, is an error."
     ),
     "requestBody": {
         "required": True,
@@ -225,7 +223,6 @@ IMPORT_DOC = {
 @requires(Role.ADMIN)
 @blp.doc(**IMPORT_DOC)
 @blp.response(200, ImportOut)
-@blp.alt_response(422, schema=ImportProblem, content_type=PROBLEM_JSON, description="invalid-csv")
 @blp.alt_response(409, response="CONFLICT", description="a concurrent import stored a line")
 @blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE")
 def import_market_prices() -> Any:
@@ -235,17 +232,16 @@ def import_market_prices() -> Any:
     try:
         text = request.get_data(cache=False).decode("utf-8")
     except UnicodeDecodeError as error:
-        raise InvalidCsv(
-            "The file is not UTF-8 text.",
-            imported=0,
-            errors=[{"line": 1, "message": f"Not UTF-8 text (byte {error.start})."}],
-        ) from None
+        return {
+            "imported": 0,
+            "errors": [{"line": 1, "message": f"Not UTF-8 text (byte {error.start})."}],
+        }
     try:
         imported = prices.import_market_prices_csv(db.session, text, created_by=current_user().id)
         db.session.commit()
     except InvalidCsv as error:
-        error.extra.setdefault("imported", 0)
-        raise
+        db.session.rollback()
+        return {"imported": 0, "errors": error.extra["errors"]}
     except IntegrityError:
         db.session.rollback()
         raise Conflict(

@@ -122,20 +122,6 @@ class ImportOut(ma.Schema):
     errors = ma.fields.List(ma.fields.Nested(ImportLineError), required=True)
 
 
-class ImportProblem(ma.Schema):
-    """422 ``invalid-csv``: problem+json carrying ``imported: 0`` and every bad line."""
-
-    type = ma.fields.String(required=True)
-    title = ma.fields.String(required=True)
-    status = ma.fields.Integer(required=True)
-    detail = ma.fields.String(required=True)
-    imported = ma.fields.Integer(required=True)
-    errors = ma.fields.List(ma.fields.Nested(ImportLineError), required=True)
-
-
-# ---------------------------------------------------------------------------- contracts
-
-
 class ContractIn(ma.Schema):
     farmer_id = Int(required=True, validate=validate.Range(min=1, max=2**31 - 1))
     product_id = Int(required=True, validate=validate.Range(min=1, max=2**31 - 1))
