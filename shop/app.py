@@ -44,8 +44,9 @@ def demo_seeders() -> list[Any]:
     from fulfillment.demo import seed_demo as fulfillment
     from shop.accounts.demo import seed_demo as accounts
     from shop.catalog.images import seed_demo as product_images
+    from shop.live.demo import seed_demo as shop_live
 
-    return [accounts, contracts, fulfillment, product_images]
+    return [accounts, shop_live, contracts, fulfillment, product_images]
 
 
 def _subscribe_domain_events() -> None:
