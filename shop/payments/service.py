@@ -5,6 +5,8 @@ Handling the provider's events (the only way an order becomes paid) is in ``webh
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -18,6 +20,9 @@ from shop.payments.providers import PaymentProvider
 from shop.payments.webhook import EventResult, PaymentEvent, handle_event, payment_for_order
 
 __all__ = ["payment_for_order", "sandbox_succeed", "start_payment"]
+
+#: the shape of the ids ``SandboxProvider`` hands out
+SANDBOX_ID = re.compile(r"sbx_pi_[0-9a-f]{24}")
 
 
 def start_payment(
@@ -76,9 +81,11 @@ def sandbox_succeed(
 
     Raises NotFound (no sandbox payment with that id). A repeat is the same event again.
     """
-    payment = session.scalars(
-        select(Payment).where(Payment.payment_id == payment_id, Payment.provider == "sandbox")
-    ).one_or_none()
+    payment = None
+    if SANDBOX_ID.fullmatch(payment_id):  # anything else is no id of ours (and may hold a NUL)
+        payment = session.scalars(
+            select(Payment).where(Payment.payment_id == payment_id, Payment.provider == "sandbox")
+        ).one_or_none()
     if payment is None:
         raise NotFound(f"No sandbox payment {payment_id!r}.")
     event = PaymentEvent(

@@ -72,6 +72,8 @@ def verify_stripe_event(payload: bytes, signature: str | None, secret: str | Non
         raise BadSignature("The body is not UTF-8, so it cannot be a Stripe event.") from None
     except stripe.SignatureVerificationError as error:
         raise BadSignature(f"The Stripe-Signature does not verify: {error}.") from None
+    if "\\u0000" in text:  # a NUL no database text column can hold; Stripe never sends one
+        raise ValidationFailed("The event contains a NUL character.")
     try:
         body = json.loads(text)
     except ValueError:

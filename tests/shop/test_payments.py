@@ -266,8 +266,11 @@ def test_the_sandbox_endpoint_does_not_exist_when_stripe_is_configured(client, s
     assert order_state(order.id) == "pending_payment"
 
 
-def test_the_sandbox_refuses_an_unknown_payment_id(client):
-    response = client.post("/api/v1/payments/sandbox/sbx_pi_nope/succeed")
+@pytest.mark.parametrize(
+    "payment_id", ["sbx_pi_nope", "sbx_pi_" + "0" * 24, "%00abc", "pi_" + "x" * 250]
+)
+def test_the_sandbox_refuses_an_unknown_payment_id(client, payment_id):
+    response = client.post(f"/api/v1/payments/sandbox/{payment_id}/succeed")
     assert response.status_code == 404
     assert response.json["type"] == "not-found"
 

@@ -142,7 +142,14 @@ def test_without_a_configured_secret_no_event_is_believed(client, shop):
 
 
 @pytest.mark.parametrize(
-    "body", ["not json", "[1, 2]", '{"type": "payment_intent.succeeded"}', '{"id": "evt_1"}']
+    "body",
+    [
+        "not json",
+        "[1, 2]",
+        '{"type": "payment_intent.succeeded"}',
+        '{"id": "evt_1"}',
+        '{"id": "evt_\\u0000", "type": "charge.refunded", "data": {"object": {}}}',
+    ],
 )
 def test_a_signed_body_that_is_not_an_event_is_a_422(client, stripe_on, body):
     response = deliver(client, body)
