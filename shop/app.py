@@ -38,6 +38,16 @@ def _blueprints() -> list[Any]:
     return [health, accounts, catalog, live, orders, payments, media, contracts, fulfillment]
 
 
+def _page_blueprints() -> list[Any]:
+    """The server-rendered pages (plain Flask blueprints, outside the OpenAPI document)."""
+    from contracts.pages import bp as farmer_pages
+    from fulfillment.pages import bp as workshop_pages
+    from shop.live.pages import bp as live_pages
+    from shop.web.views import bp as web
+
+    return [web, workshop_pages, farmer_pages, live_pages]
+
+
 def demo_seeders() -> list[Any]:
     """Each package's ``seed_demo(session)``, in dependency order, for ``shanhuo seed-demo``."""
     from contracts.demo import seed_demo as contracts
@@ -89,6 +99,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     _subscribe_domain_events()
     _register_docs(app)
     errors.register(app)
+    from shop.web import init_pages
+
+    init_pages(app, _page_blueprints())
 
     from media.cli import register_commands as register_media_commands
     from shop.cli import register_commands

@@ -1,0 +1,92 @@
+"""The farmer's statement (``/farmer``): contracts with their premium and weights,
+deliveries each with its market price, premium and amount, payouts with their state and
+reason, and the totals — read through the same queries as ``/api/v1/farmers/me/…``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from contracts import service
+from contracts.models import Contract, Delivery, Payout
+from contracts.payouts import service as payouts
+from shop.accounts.models import Role
+from shop.catalog.models import Product
+from shop.db import db
+from shop.errors import DomainError, ValidationFailed
+from shop.pagination import paginate
+from shop.web import flash_message, flash_refusal
+from shop.web.auth import login_required, page_user
+from shop.web.format import parse_whole
+
+bp = Blueprint("farmer_pages", __name__, template_folder="templates")
+
+PAGE_SIZE = 50
+
+
+def _product_names(product_ids: set[int]) -> dict[int, str]:
+    if not product_ids:
+        return {}
+    rows = db.session.execute(select(Product.id, Product.name).where(Product.id.in_(product_ids)))
+    return {row.id: row.name for row in rows}
+
+
+@bp.route("/farmer", methods=["GET"])
+@login_required(Role.FARMER)
+def statement() -> Any:
+    """The statement; ``?before=`` pages back through older deliveries."""
+    farmer_id = page_user().id
+    contracts = list(
+        db.session.scalars(service.farmer_contracts_query(farmer_id).order_by(Contract.id.desc()))
+    )
+    cursor = request.args.get("before") or None
+    if cursor is not None and not 0 < (parse_whole(cursor) or 0) <= 2**31 - 1:
+        raise ValidationFailed("`before` is not a page this server gave out.")
+    deliveries = paginate(
+        db.session,
+        service.farmer_deliveries_query(farmer_id),
+        Delivery.id,
+        limit=PAGE_SIZE,
+        cursor=cursor,
+        descending=True,
+    )
+    in_payout = payouts.delivery_payouts(db.session, [d.id for d in deliveries["items"]])
+    payout_page = paginate(
+        db.session,
+        payouts.farmer_payouts_query(farmer_id),
+        Payout.id,
+        limit=PAGE_SIZE,
+        cursor=None,
+        descending=True,
+    )
+    names = _product_names(
+        {c.product_id for c in contracts} | {d.product_id for d in deliveries["items"]}
+    )
+    return render_template(
+        "contracts/farmer.html",
+        contracts=contracts,
+        deliveries=deliveries["items"],
+        older=deliveries["next_cursor"],
+        in_payout=in_payout,
+        payouts=payout_page["items"],
+        totals=payouts.farmer_totals(db.session, farmer_id),
+        names=names,
+    )
+
+
+@bp.route("/farmer/contracts/<int:contract_id>/accept", methods=["POST"])
+@login_required(Role.FARMER)
+def accept(contract_id: int) -> Any:
+    """The farmer accepts a draft contract offered to them."""
+    try:
+        contract = service.accept_contract(db.session, contract_id, page_user())
+    except DomainError as error:
+        db.session.rollback()
+        flash_refusal(error)
+        return redirect(url_for(".statement"))
+    db.session.commit()
+    flash_message("contract_accepted", id=contract.id)
+    return redirect(url_for(".statement"))

@@ -1,0 +1,150 @@
+"""The villager's task board (``/workshop``): claim the next parcel, see what is in it,
+print its slip, mark it done or give it back, and see what today and this week paid.
+
+Every action is a plain form POST (works without JavaScript) that calls the same
+``claims`` functions as the API, then redirects back to the board.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
+
+from fulfillment import claims, clock, earnings, service
+from fulfillment.models import Workshop
+from media import slips
+from shop.accounts.models import Role
+from shop.db import db
+from shop.errors import DomainError
+from shop.orders import service as orders
+from shop.web import flash_message, flash_refusal
+from shop.web.auth import login_required, page_user
+from shop.web.format import parse_whole, yuan
+
+bp = Blueprint("workshop_pages", __name__, template_folder="templates")
+
+
+def _earnings(user_id: int) -> dict[str, Any]:
+    """Today's and this week's (Monday on) piece-rate earnings, in the shop's time zone."""
+    tz = ZoneInfo(current_app.config["SHOP_TIMEZONE"])
+    today = clock.now().astimezone(tz).date()
+    monday = today - timedelta(days=today.weekday())
+    return {
+        "today": earnings.villager_earnings(
+            db.session, user_id, earnings.DayRange(today, today, tz)
+        ),
+        "week": earnings.villager_earnings(
+            db.session, user_id, earnings.DayRange(monday, today, tz)
+        ),
+    }
+
+
+@bp.route("/workshop", methods=["GET"])
+@login_required(Role.VILLAGER)
+def workshop() -> Any:
+    """The task board."""
+    user = page_user()
+    held = claims.holding(db.session, user.id, now=clock.now())
+    tasks = [(task, orders.get_order(db.session, task.order_id)) for task in held]
+    workshops = [w for w in service.list_workshops(db.session, member_id=user.id) if w.active]
+    return render_template(
+        "fulfillment/workshop.html",
+        tasks=tasks,
+        workshops=workshops,
+        earned=_earnings(user.id),
+    )
+
+
+@bp.route("/workshop/claim", methods=["POST"])
+@login_required(Role.VILLAGER)
+def claim() -> Any:
+    workshop_id = parse_whole(request.form.get("workshop_id"))
+    if workshop_id is None or workshop_id > 2**31 - 1:
+        flash_message("error_422", "error")
+        return redirect(url_for(".workshop"))
+    config = current_app.config
+    try:
+        task = claims.claim_next(
+            db.session,
+            workshop_id,
+            user_id=page_user().id,
+            now=clock.now(),
+            lease_s=config["CLAIM_LEASE_S"],
+            max_claims=config["MAX_CLAIMS_PER_VILLAGER"],
+        )
+    except DomainError as error:
+        db.session.rollback()
+        flash_refusal(error)
+        return redirect(url_for(".workshop"))
+    if task is None:
+        flash_message("queue_empty")
+    else:
+        flash_message("claimed", id=task.id)
+    db.session.commit()  # also keeps expired leases returned to the queue
+    return redirect(url_for(".workshop"))
+
+
+@bp.route("/workshop/tasks/<int:task_id>/complete", methods=["POST"])
+@login_required(Role.VILLAGER)
+def complete(task_id: int) -> Any:
+    raw_weight = (request.form.get("packed_weight_g") or "").strip()
+    weight = parse_whole(raw_weight) if raw_weight else None
+    if raw_weight and (weight is None or weight > 2**31 - 1):
+        flash_message("weight_invalid", "error")
+        return redirect(url_for(".workshop"))
+    try:
+        task = claims.complete(
+            db.session,
+            task_id,
+            user_id=page_user().id,
+            now=clock.now(),
+            packed_weight_g=weight,
+            tolerance_bp=current_app.config["PACK_WEIGHT_TOLERANCE_BP"],
+        )
+    except DomainError as error:
+        db.session.rollback()
+        flash_refusal(error)
+        return redirect(url_for(".workshop"))
+    flash_message("completed", id=task.id, amount=yuan(task.piece_rate_fen))
+    db.session.commit()
+    return redirect(url_for(".workshop"))
+
+
+@bp.route("/workshop/tasks/<int:task_id>/release", methods=["POST"])
+@login_required(Role.VILLAGER)
+def release(task_id: int) -> Any:
+    try:
+        task = claims.release(db.session, task_id, user_id=page_user().id, now=clock.now())
+    except DomainError as error:
+        db.session.rollback()
+        flash_refusal(error)
+        return redirect(url_for(".workshop"))
+    flash_message("released", id=task.id)
+    db.session.commit()
+    return redirect(url_for(".workshop"))
+
+
+@bp.route("/workshop/tasks/<int:task_id>/slip.png", methods=["GET"])
+@login_required(Role.VILLAGER, Role.ADMIN)
+def slip(task_id: int) -> Any:
+    """The packing slip PNG, for a signed-in page user who may see the task (the same rule
+    and the same renderer as ``GET /api/v1/packing-tasks/{id}/slip.png``)."""
+    task = service.get_task(db.session, task_id)
+    service.check_can_see_task(db.session, task, page_user())
+    order = orders.get_order(db.session, task.order_id)
+    workshop = db.session.get(Workshop, task.workshop_id) if task.workshop_id else None
+    packing_slip = slips.PackingSlip(
+        order_number=str(order.id),
+        order_ref=f"SHANHUO-ORDER-{order.id}",
+        recipient=order.ship_name,
+        region=order.ship_region,
+        lines=tuple(slips.SlipLine(line.name, line.qty, line.unit_label) for line in task.lines),
+        workshop=workshop.name if workshop else "",
+        task_id=task.id,
+    )
+    font = current_app.config.get("SLIP_FONT_PATH")
+    png = slips.render_slip(packing_slip, fonts=(font, *slips.CJK_FONTS) if font else None)
+    return Response(png, mimetype="image/png", headers={"Cache-Control": "private, no-store"})

@@ -1,0 +1,413 @@
+"""Live-session pages: the streamer's console (``/studio``) and the public storefront
+(``/live/{id}``) with its buy → order → payment steps.
+
+Everything works as plain forms; the few lines of ``live.js`` only keep remaining counts,
+the pinned product and the console's stats current from the session's SSE stream.
+Orders and payments go through the same services as the API (idempotency key per form
+render, the sandbox's stand-in for Stripe when no Stripe key is configured).
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import marshmallow as ma
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from shop.accounts.models import Role
+from shop.catalog import images
+from shop.catalog.models import Product
+from shop.db import db
+from shop.errors import DomainError, Forbidden, NotFound
+from shop.live import service
+from shop.live.models import LiveListing, LiveSession
+from shop.live.schemas import ListingIn, SessionIn
+from shop.orders import service as orders
+from shop.orders.models import Order, OrderLine
+from shop.orders.schemas import IdempotencyHeaders, ShippingIn
+from shop.payments import service as payments
+from shop.payments.providers import get_provider, sandbox_active
+from shop.web import flash_message, flash_refusal
+from shop.web.auth import login_required, page_user, public_page
+from shop.web.format import parse_whole, parse_yuan
+
+bp = Blueprint("live_pages", __name__, template_folder="templates")
+
+RECENT_ORDERS = 20
+MAX_QTY = 999
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _own_session(session_id: int) -> LiveSession:
+    """The streamer's own session. Raises NotFound, Forbidden."""
+    live = service.get_session(db.session, session_id)
+    if live.streamer_id != page_user().id:
+        raise Forbidden("Only the streamer who owns this session may open its console.")
+    return live
+
+
+def _products(product_ids: set[int]) -> dict[int, Product]:
+    if not product_ids:
+        return {}
+    return {p.id: p for p in db.session.scalars(select(Product).where(Product.id.in_(product_ids)))}
+
+
+def _listing_view(live: LiveSession) -> dict[str, Any]:
+    listings = list(live.listings)
+    products = _products({listing.product_id for listing in listings})
+    pictures = images.images_of(db.session, products, current_app.config["MEDIA_URL_BASE"])
+    return {"listings": listings, "products": products, "pictures": pictures}
+
+
+def _recent_orders(live: LiveSession) -> list[dict[str, Any]]:
+    """The session's latest orders: number, state, units of this session, total, time."""
+    listing_ids = [listing.id for listing in live.listings]
+    if not listing_ids:
+        return []
+    rows = db.session.execute(
+        select(Order.id, Order.state, Order.total_fen, Order.created_at, OrderLine.qty)
+        .join(OrderLine, OrderLine.order_id == Order.id)
+        .where(OrderLine.listing_id.in_(listing_ids))
+        .order_by(Order.id.desc())
+        .limit(RECENT_ORDERS * 5)
+    ).all()
+    recent: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        entry = recent.setdefault(
+            row.id,
+            {
+                "id": row.id,
+                "state": row.state,
+                "total_fen": row.total_fen,
+                "created_at": row.created_at,
+                "units": 0,
+            },
+        )
+        entry["units"] += row.qty
+    return list(recent.values())[:RECENT_ORDERS]
+
+
+def _field_errors(error: ma.ValidationError) -> list[str]:
+    messages = error.normalized_messages()
+    out: list[str] = []
+    for field, problems in messages.items():
+        if isinstance(problems, dict):
+            problems = [f"{k}: {v}" for k, v in problems.items()]
+        out.extend(f"{field}: {p}" for p in problems)
+    return out
+
+
+def _local_input(raw: str | None) -> datetime | None:
+    """A ``datetime-local`` form value, read in SHOP_TIMEZONE, as an aware datetime."""
+    try:
+        naive = datetime.fromisoformat((raw or "").strip())
+    except ValueError:
+        return None
+    if naive.tzinfo is not None:
+        return None
+    return naive.replace(tzinfo=ZoneInfo(current_app.config["SHOP_TIMEZONE"]))
+
+
+# ---------------------------------------------------------------------------- studio
+
+
+@bp.route("/studio", methods=["GET"])
+@login_required(Role.STREAMER)
+def studio() -> Any:
+    """The streamer's sessions, newest first, and a form to schedule one."""
+    sessions = db.session.scalars(
+        select(LiveSession)
+        .where(LiveSession.streamer_id == page_user().id)
+        .order_by(LiveSession.id.desc())
+        .limit(100)
+    ).all()
+    return render_template("live/studio.html", sessions=sessions)
+
+
+@bp.route("/studio/sessions", methods=["POST"])
+@login_required(Role.STREAMER)
+def schedule() -> Any:
+    when = _local_input(request.form.get("scheduled_at"))
+    try:
+        data = SessionIn().load(
+            {
+                "title": (request.form.get("title") or "").strip(),
+                "scheduled_at": when.isoformat() if when else "",
+            }
+        )
+    except ma.ValidationError as error:
+        for message in _field_errors(error):
+            flash(message, "error")
+        return redirect(url_for(".studio"))
+    live = service.schedule_session(
+        db.session,
+        streamer_id=page_user().id,
+        title=data["title"],
+        scheduled_at=data["scheduled_at"],
+    )
+    db.session.commit()
+    flash_message("scheduled", id=live.id)
+    return redirect(url_for(".console", session_id=live.id))
+
+
+@bp.route("/studio/sessions/<int:session_id>", methods=["GET"])
+@login_required(Role.STREAMER)
+def console(session_id: int) -> Any:
+    """One session: listings with what remains, pin, start, end, add a listing, stats."""
+    live = _own_session(session_id)
+    products = db.session.scalars(
+        select(Product).where(Product.stock > 0).order_by(Product.name).limit(200)
+    ).all()
+    return render_template(
+        "live/console.html",
+        live=live,
+        stock_products=products,
+        stats=service.session_stats(db.session, live.id),
+        recent=_recent_orders(live),
+        **_listing_view(live),
+    )
+
+
+@bp.route("/studio/sessions/<int:session_id>/panel", methods=["GET"])
+@login_required(Role.STREAMER)
+def panel(session_id: int) -> Any:
+    """Stats and recent orders as an HTML fragment: ``live.js`` swaps it in on each event."""
+    live = _own_session(session_id)
+    return render_template(
+        "live/_panel.html",
+        live=live,
+        stats=service.session_stats(db.session, live.id),
+        recent=_recent_orders(live),
+    )
+
+
+@bp.route("/studio/sessions/<int:session_id>/listings", methods=["POST"])
+@login_required(Role.STREAMER)
+def add_listing(session_id: int) -> Any:
+    back = redirect(url_for(".console", session_id=session_id))
+    _own_session(session_id)
+    form = request.form
+    price = parse_yuan(form.get("flash_price"))
+    product_id = parse_whole(form.get("product_id"))
+    allotted = parse_whole(form.get("allotted_qty"))
+    raw_limit = (form.get("per_buyer_limit") or "").strip()
+    limit = parse_whole(raw_limit) if raw_limit else None
+    if price is None:
+        flash_message("price_invalid", "error")
+        return back
+    if product_id is None or allotted is None or (raw_limit and limit is None):
+        flash_message("number_invalid", "error")
+        return back
+    try:
+        data = ListingIn().load(
+            {
+                "product_id": product_id,
+                "flash_price_fen": price,
+                "allotted_qty": allotted,
+                "per_buyer_limit": limit,
+            }
+        )
+        listing = service.add_listing(db.session, session_id, streamer_id=page_user().id, **data)
+    except ma.ValidationError as error:
+        for message in _field_errors(error):
+            flash(message, "error")
+        return back
+    except DomainError as error:
+        db.session.rollback()
+        flash_refusal(error)
+        return back
+    db.session.commit()
+    flash_message("listing_added", id=listing.id)
+    return back
+
+
+def _session_action(session_id: int, action: Any, key: str, **fields: Any) -> Any:
+    back = redirect(url_for(".console", session_id=session_id))
+    try:
+        action()
+    except DomainError as error:
+        db.session.rollback()
+        flash_refusal(error)
+        return back
+    db.session.commit()
+    flash_message(key, **fields)
+    return back
+
+
+@bp.route("/studio/sessions/<int:session_id>/start", methods=["POST"])
+@login_required(Role.STREAMER)
+def start(session_id: int) -> Any:
+    streamer_id = page_user().id
+    return _session_action(
+        session_id,
+        lambda: service.start_session(db.session, session_id, streamer_id=streamer_id),
+        "started",
+    )
+
+
+@bp.route("/studio/sessions/<int:session_id>/listings/<int:listing_id>/pin", methods=["POST"])
+@login_required(Role.STREAMER)
+def pin(session_id: int, listing_id: int) -> Any:
+    streamer_id = page_user().id
+    return _session_action(
+        session_id,
+        lambda: service.pin_listing(db.session, session_id, listing_id, streamer_id=streamer_id),
+        "pinned_msg",
+        id=listing_id,
+    )
+
+
+@bp.route("/studio/sessions/<int:session_id>/end", methods=["POST"])
+@login_required(Role.STREAMER)
+def end(session_id: int) -> Any:
+    streamer_id = page_user().id
+    return _session_action(
+        session_id,
+        lambda: service.end_session(db.session, session_id, streamer_id=streamer_id),
+        "ended_msg",
+    )
+
+
+# ---------------------------------------------------------------------------- storefront
+
+
+@bp.route("/live/<int:session_id>", methods=["GET"])
+@public_page
+def storefront(session_id: int) -> Any:
+    """The public page of a live session: the pinned product big, the others below."""
+    live = service.get_session(db.session, session_id)
+    return render_template("live/storefront.html", live=live, **_listing_view(live))
+
+
+def _listing_of(live: LiveSession, listing_id: int) -> LiveListing:
+    for listing in live.listings:
+        if listing.id == listing_id:
+            return listing
+    raise NotFound(f"Session {live.id} has no listing {listing_id}.")
+
+
+@bp.route("/live/<int:session_id>/buy/<int:listing_id>", methods=["GET", "POST"])
+@login_required(Role.BUYER)
+def buy(session_id: int, listing_id: int) -> Any:
+    """The order form for one listing. Each render carries a fresh idempotency key, so a
+    double submit (or a retry after a lost answer) places one order, not two."""
+    live = service.get_session(db.session, session_id)
+    listing = _listing_of(live, listing_id)
+    product = db.session.get(Product, listing.product_id)
+    form: dict[str, str] = {"qty": "1"}
+    errors: list[str] = []
+    status = 200
+    if request.method == "POST":
+        form = {k: (request.form.get(k) or "").strip() for k in _BUY_FIELDS}
+        try:
+            order = _place(listing, form)
+        except _FormInvalid as invalid:
+            errors, status = invalid.messages, 422
+        except DomainError as error:
+            db.session.rollback()
+            errors, status = [error.detail], error.status
+        else:
+            db.session.commit()
+            return redirect(url_for(".order", order_id=order.id))
+    return (
+        render_template(
+            "live/buy.html",
+            live=live,
+            listing=listing,
+            product=product,
+            form=form,
+            errors=errors,
+            idempotency_key=secrets.token_urlsafe(24),
+            max_qty=min(MAX_QTY, listing.per_buyer_limit or MAX_QTY),
+        ),
+        status,
+    )
+
+
+_BUY_FIELDS = ("qty", "name", "phone", "address", "region", "idempotency_key")
+
+
+class _FormInvalid(Exception):
+    def __init__(self, messages: list[str]) -> None:
+        super().__init__(messages)
+        self.messages = messages
+
+
+def _place(listing: LiveListing, form: dict[str, str]) -> Order:
+    qty = parse_whole(form["qty"])
+    if qty is None or not 1 <= qty <= MAX_QTY:
+        raise _FormInvalid([f"qty: 1 … {MAX_QTY}"])
+    try:
+        shipping = ShippingIn().load({k: form[k] for k in ("name", "phone", "address", "region")})
+        key = IdempotencyHeaders().load({"Idempotency-Key": form["idempotency_key"]})
+    except ma.ValidationError as error:
+        raise _FormInvalid(_field_errors(error)) from None
+    order, _ = orders.place_order(
+        db.session,
+        buyer_id=page_user().id,
+        lines=[{"listing_id": listing.id, "qty": qty}],
+        shipping=shipping,
+        idempotency_key=key["idempotency_key"],
+        payment_timeout_s=current_app.config["ORDER_PAYMENT_TIMEOUT_S"],
+    )
+    return order
+
+
+def _own_order(order_id: int) -> Order:
+    """The signed-in buyer's order; anyone else's is 404 (its existence does not leak)."""
+    order = orders.get_order(db.session, order_id)
+    if order.buyer_id != page_user().id:
+        raise NotFound(f"No order {order_id}.")
+    return order
+
+
+@bp.route("/live/orders/<int:order_id>", methods=["GET"])
+@login_required(Role.BUYER)
+def order(order_id: int) -> Any:
+    """The order with its total and state, and the pay button while it waits for payment."""
+    found = _own_order(order_id)
+    products = _products({line.product_id for line in found.lines})
+    listing_ids = [line.listing_id for line in found.lines if line.listing_id]
+    session_id = None
+    if listing_ids:
+        session_id = db.session.scalar(
+            select(LiveListing.session_id).where(LiveListing.id == listing_ids[0])
+        )
+    return render_template(
+        "live/order.html",
+        order=found,
+        products=products,
+        session_id=session_id,
+        sandbox=sandbox_active(),
+    )
+
+
+@bp.route("/live/orders/<int:order_id>/pay", methods=["POST"])
+@login_required(Role.BUYER)
+def pay(order_id: int) -> Any:
+    """Create the order's payment (once) and, in the sandbox, complete it as Stripe's
+    webhook would; with Stripe configured the card is paid in the app."""
+    back = redirect(url_for(".order", order_id=order_id))
+    _own_order(order_id)
+    provider = get_provider()
+    try:
+        payment = payments.start_payment(db.session, order_id, user=page_user(), provider=provider)
+        db.session.commit()
+        if provider.name != "sandbox":
+            flash_message("pay_in_app")
+            return back
+        payments.sandbox_succeed(db.session, payment.payment_id, provider=provider)
+        db.session.commit()
+    except DomainError as error:
+        db.session.rollback()
+        flash_refusal(error)
+        return back
+    if orders.get_order(db.session, order_id).state != "pending_payment":
+        flash_message("paid_thanks")
+    return back

@@ -1,0 +1,94 @@
+"""Who is looking at a page: a signed cookie session (Flask's), not a bearer token.
+
+``@login_required("villager")`` sends a visitor who is not signed in to ``/login`` and
+answers a signed-in user without the role with the HTML 403 page. It sets
+``_shanhuo_access`` like ``shop.auth.requires``, so the test that every endpoint names
+who may call it covers the pages too.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from flask import current_app, g, redirect, request, session, url_for
+
+from shop.accounts import service
+from shop.accounts.models import User
+from shop.db import db
+from shop.errors import Forbidden
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+SESSION_USER = "uid"
+
+
+def _clear() -> None:
+    session.clear()
+    # The CSRF token Flask-WTF cached for this request belonged to the cleared session.
+    g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
+    g.pop("page_user", None)
+
+
+def sign_in(user: User) -> None:
+    """Start a fresh session for ``user`` (a new cookie: no fixation of an old one)."""
+    _clear()
+    session.permanent = True
+    session[SESSION_USER] = user.id
+
+
+def sign_out() -> None:
+    _clear()
+
+
+def signed_in_user() -> User | None:
+    """The user of this request's session, if any."""
+    user_id = session.get(SESSION_USER)
+    if not isinstance(user_id, int):
+        return None
+    # Cached per user id: ``g`` outlives one request when an app context is already pushed.
+    cached = g.get("page_user")
+    if cached is None or cached.id != user_id:
+        cached = g.page_user = service.get_user(db.session, user_id)
+    return cached  # type: ignore[no-any-return]
+
+
+def page_user() -> User:
+    """The signed-in user (only inside a ``login_required`` view)."""
+    user = signed_in_user()
+    assert user is not None
+    return user
+
+
+def safe_next(target: str | None) -> str | None:
+    """A same-site path to go back to after signing in, or None (no open redirects)."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or "\\" in target:
+        return None
+    return target
+
+
+def login_required(*roles: str) -> Callable[[F], F]:
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            user = signed_in_user()
+            if user is None:
+                return redirect(url_for("web.login", next=request.full_path.rstrip("?")))
+            if roles and not user.has_role(*roles):
+                raise Forbidden(f"This page needs one of the roles: {', '.join(roles)}.")
+            return view(*args, **kwargs)
+
+        guarded._shanhuo_access = roles  # type: ignore[attr-defined]
+        return guarded  # type: ignore[return-value]
+
+    return decorate
+
+
+def public_page(view: F) -> F:
+    view._shanhuo_access = "public"  # type: ignore[attr-defined]
+    return view
