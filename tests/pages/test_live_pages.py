@@ -1,0 +1,235 @@
+"""The streamer's console and the storefront through the test client: schedule, list,
+start, pin, end; buy → order → sandbox payment, once per form render."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from shop.catalog.models import Product
+from shop.db import db
+from shop.live.models import LiveListing, LiveSession
+from shop.orders.models import Order
+from tests.pages.conftest import csrf_token, make_live_session
+
+
+def reload(model, pk):
+    return db.session.get(model, pk, populate_existing=True)
+
+
+def test_a_streamer_schedules_lists_starts_pins_and_ends_a_session(signed_in, make_product):
+    streamer, pages = signed_in("streamer")
+    product = make_product(name="白木耳 White fungus", stock=50)
+
+    when = (datetime.now(ZoneInfo("Asia/Shanghai")) + timedelta(hours=2)).replace(microsecond=0)
+    response = pages.submit(
+        "/studio",
+        "/studio/sessions",
+        {"title": "周五直播 Friday live", "scheduled_at": when.strftime("%Y-%m-%dT%H:%M")},
+    )
+    assert response.status_code == 302
+    session_id = int(response.headers["Location"].rsplit("/", 1)[1])
+    live = reload(LiveSession, session_id)
+    assert live.streamer_id == streamer.id
+    assert live.scheduled_at == when.replace(second=0)  # read in SHOP_TIMEZONE
+
+    console = f"/studio/sessions/{session_id}"
+    pages.submit(
+        console,
+        f"{console}/listings",
+        {"product_id": product.id, "flash_price": "29.9", "allotted_qty": "12"},
+    )
+    (listing,) = reload(LiveSession, session_id).listings
+    assert (listing.flash_price_fen, listing.allotted_qty, listing.per_buyer_limit) == (
+        2990,
+        12,
+        None,
+    )
+    assert reload(Product, product.id).stock == 38
+    html = pages.get(console).get_data(as_text=True)
+    assert f"商品 #{listing.id} 已上架" in html
+    assert f'data-remaining-for="{listing.id}">12<' in html
+
+    pages.submit(console, f"{console}/start")
+    assert reload(LiveSession, session_id).state == "live"
+    pages.submit(console, f"{console}/listings/{listing.id}/pin")
+    assert reload(LiveSession, session_id).pinned_listing_id == listing.id
+    assert "is-pinned" in pages.get(console).get_data(as_text=True)
+
+    pages.submit(console, f"{console}/end")
+    assert reload(LiveSession, session_id).state == "ended"
+    assert reload(Product, product.id).stock == 50  # the allotment went back
+    assert "直播已结束" in pages.get(console).get_data(as_text=True)
+
+
+def test_bad_listing_input_is_explained_and_changes_nothing(signed_in, make_product):
+    streamer, pages = signed_in("streamer")
+    product = make_product(stock=5)
+    live = make_live_session(streamer, [], start=False)
+    console = f"/studio/sessions/{live.id}"
+    cases = [
+        ({"product_id": product.id, "flash_price": "12.345", "allotted_qty": "1"}, "价格要写成"),
+        ({"product_id": product.id, "flash_price": "-1", "allotted_qty": "1"}, "价格要写成"),
+        ({"product_id": product.id, "flash_price": "1", "allotted_qty": "1.5"}, "要填一个整数"),
+        ({"product_id": product.id, "flash_price": "1", "allotted_qty": "0"}, "allotted_qty"),
+        ({"product_id": product.id, "flash_price": "1", "allotted_qty": "6"}, "Only 5"),
+        ({"product_id": "99999", "flash_price": "1", "allotted_qty": "1"}, "No product"),
+    ]
+    for form, message in cases:
+        response = pages.submit(console, f"{console}/listings", form)
+        assert response.status_code == 302
+        assert message in pages.get(console).get_data(as_text=True), form
+    assert reload(LiveSession, live.id).listings == []
+    assert reload(Product, product.id).stock == 5
+
+
+def test_a_streamer_cannot_open_or_act_on_another_streamers_session(
+    signed_in, make_user, make_product
+):
+    owner = make_user("streamer")
+    live = make_live_session(owner, [make_product()], start=False)
+    _, pages = signed_in("streamer")
+    for path in [f"/studio/sessions/{live.id}", f"/studio/sessions/{live.id}/panel"]:
+        response = pages.get(path)
+        assert response.status_code == 403
+        assert response.mimetype == "text/html"
+    pages.submit("/studio", f"/studio/sessions/{live.id}/start")
+    assert reload(LiveSession, live.id).state == "scheduled"
+    assert f"session-{live.id}" not in pages.get("/studio").get_data(as_text=True)
+
+
+def test_the_storefront_is_public_with_the_pinned_product_first(pages, make_user, make_product):
+    streamer = make_user("streamer")
+    shiitake = make_product(name="香菇 Shiitake")
+    fungus = make_product(name="银耳 White fungus")
+    live = make_live_session(streamer, [shiitake, fungus])
+    from shop.live import service
+
+    second = live.listings[1]
+    service.pin_listing(db.session, live.id, second.id, streamer_id=streamer.id)
+    db.session.commit()
+
+    html = pages.get(f"/live/{live.id}").get_data(as_text=True)
+    pinned = html.split('id="pinned"', 1)[1].split('id="others"', 1)[0]
+    assert "银耳 White fungus" in pinned and "香菇 Shiitake" not in pinned
+    assert "¥29.90" in html
+    assert f'data-remaining-for="{second.id}">10<' in html
+    assert f'href="/live/{live.id}/buy/{second.id}"' in html
+    assert "/pages/assets/live.js" in html
+
+
+def test_a_buyer_orders_and_pays_in_the_sandbox_and_a_double_submit_orders_once(
+    signed_in, make_user, make_product
+):
+    live = make_live_session(make_user("streamer"), [make_product(name="香菇 Shiitake")])
+    listing = live.listings[0]
+    buyer, pages = signed_in("buyer")
+    buy = f"/live/{live.id}/buy/{listing.id}"
+
+    form_html = pages.get(buy).get_data(as_text=True)
+    key = re.search(r'name="idempotency_key" value="([^"]+)"', form_html).group(1)
+    data = {
+        "csrf_token": csrf_token(form_html),
+        "idempotency_key": key,
+        "qty": "2",
+        "name": "王女士",
+        "phone": "+86 138 0000 0000",
+        "address": "庆元县 松源街道 1 号",
+        "region": "浙江 Zhejiang",
+    }
+    first = pages.client.post(buy, data=data)
+    again = pages.client.post(buy, data=data)  # the same form sent twice
+    assert first.status_code == again.status_code == 302
+    assert first.headers["Location"] == again.headers["Location"]
+    order_id = int(first.headers["Location"].rsplit("/", 1)[1])
+    assert db.session.query(Order).filter_by(buyer_id=buyer.id).count() == 1
+    assert reload(LiveListing, listing.id).remaining == 8
+
+    order_page = pages.get(f"/live/orders/{order_id}").get_data(as_text=True)
+    assert "¥59.80" in order_page and "待付款" in order_page
+    pages.submit(f"/live/orders/{order_id}", f"/live/orders/{order_id}/pay")
+    order_page = pages.get(f"/live/orders/{order_id}").get_data(as_text=True)
+    assert "付款成功" in order_page
+    assert reload(Order, order_id).state == "paid"
+
+
+def test_buying_needs_a_signed_in_buyer(pages, signed_in, make_user, make_product):
+    live = make_live_session(make_user("streamer"), [make_product()])
+    buy = f"/live/{live.id}/buy/{live.listings[0].id}"
+    response = pages.get(buy)
+    assert response.status_code == 302 and response.headers["Location"].startswith("/login")
+    _, streamer_pages = signed_in("streamer")
+    assert streamer_pages.get(buy).status_code == 403
+
+
+def test_a_refused_order_keeps_the_form_and_says_why(signed_in, make_user, make_product):
+    live = make_live_session(make_user("streamer"), [make_product()])
+    listing = live.listings[0]
+    _, pages = signed_in("buyer")
+    buy = f"/live/{live.id}/buy/{listing.id}"
+
+    def send(**changes):
+        form_html = pages.get(buy).get_data(as_text=True)
+        data = {
+            "csrf_token": csrf_token(form_html),
+            "idempotency_key": re.search(r'name="idempotency_key" value="([^"]+)"', form_html)[1],
+            "qty": "1",
+            "name": "王女士",
+            "phone": "+86 138 0000 0000",
+            "address": "庆元县 1 号",
+            "region": "浙江",
+            **changes,
+        }
+        return pages.client.post(buy, data=data)
+
+    over_limit = send(qty="6")  # per-buyer limit 5
+    assert over_limit.status_code == 409
+    assert 'value="庆元县 1 号"' in over_limit.get_data(as_text=True)
+    bad_phone = send(phone="call me")
+    assert bad_phone.status_code == 422
+    assert re.search(r'class="flash error"[^>]*>phone: ', bad_phone.get_data(as_text=True))
+    assert send(qty="abc").status_code == 422
+    assert reload(LiveListing, listing.id).remaining == 10
+
+
+def test_someone_elses_order_page_is_a_404(signed_in, make_user, make_product):
+    live = make_live_session(make_user("streamer"), [make_product()])
+    from shop.orders import service as orders
+    from tests.pages.conftest import SHIPPING
+
+    order, _ = orders.place_order(
+        db.session,
+        buyer_id=make_user("buyer").id,
+        lines=[{"listing_id": live.listings[0].id, "qty": 1}],
+        shipping=SHIPPING,
+        idempotency_key="someone-else",
+        payment_timeout_s=900,
+    )
+    db.session.commit()
+    _, pages = signed_in("buyer")
+    response = pages.get(f"/live/orders/{order.id}")
+    assert response.status_code == 404 and response.mimetype == "text/html"
+    pages.submit("/", f"/live/orders/{order.id}/pay")
+    assert reload(Order, order.id).state == "pending_payment"
+
+
+def test_the_console_panel_shows_orders_and_stats(signed_in, make_user, make_product):
+    streamer, pages = signed_in("streamer")
+    live = make_live_session(streamer, [make_product()])
+    from shop.orders import service as orders
+    from tests.pages.conftest import SHIPPING
+
+    orders.place_order(
+        db.session,
+        buyer_id=make_user("buyer").id,
+        lines=[{"listing_id": live.listings[0].id, "qty": 3}],
+        shipping=SHIPPING,
+        idempotency_key="panel",
+        payment_timeout_s=900,
+    )
+    db.session.commit()
+    panel = pages.get(f"/studio/sessions/{live.id}/panel").get_data(as_text=True)
+    assert 'data-stat="orders">1<' in panel
+    assert "3 × · ¥89.70 · 待付款" in panel
+    assert "王女士" not in panel  # no personal data on the console
