@@ -10,12 +10,13 @@ import http
 from typing import Any
 
 import marshmallow as ma
+from flask import request
 from flask_smorest import Api as _Api
 from flask_smorest import Blueprint as Blueprint  # re-exported for the packages
 from flask_smorest.utils import prepare_response
 from werkzeug.routing import IntegerConverter
 
-from shop.errors import PROBLEM_JSON
+from shop.errors import PROBLEM_JSON, NotFound, ValidationFailed
 
 
 class ProblemSchema(ma.Schema):
@@ -59,6 +60,35 @@ class IdConverter(IntegerConverter):
 
 def id_param_schema(converter: IdConverter) -> dict[str, Any]:
     return {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
+
+
+def refuse_nul_characters() -> None:
+    """No text we store may hold a NUL: PostgreSQL cannot store one, and no person typed it.
+
+    One guard for every endpoint, before any schema sees the input: a 404 in the path,
+    a 422 in the query string, form fields or JSON body.
+    """
+    if "\x00" in request.path:
+        raise NotFound("No such resource.")
+    fields: list[Any] = list(request.args.values())
+    if request.mimetype in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        fields.extend(request.form.values())
+    if request.is_json:
+        fields.append(request.get_json(silent=True))
+    if any(_holds_nul(value) for value in fields):
+        raise ValidationFailed(
+            "Text may not contain NUL characters.", {"_schema": ["NUL character in the input."]}
+        )
 
 
 def install_converters(app: Any, api: Api) -> None:

@@ -13,7 +13,7 @@ from flask_migrate import Migrate
 
 from shop import config as config_module
 from shop import errors
-from shop.api import OPENAPI_CONFIG, Api, install_converters
+from shop.api import OPENAPI_CONFIG, Api, install_converters, refuse_nul_characters
 from shop.celery_app import init_celery
 from shop.db import db, engine_options
 from shop.ratelimit import MemoryRateLimiter, RedisRateLimiter
@@ -93,6 +93,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     api = Api(app)
     install_converters(app, api)
+    app.before_request(refuse_nul_characters)
     app.extensions["shanhuo.api"] = api
     for blueprint in _blueprints():
         api.register_blueprint(blueprint)

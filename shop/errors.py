@@ -123,11 +123,20 @@ def _flatten_webargs(messages: dict[str, Any]) -> dict[str, list[str]]:
     return errors
 
 
+def _abandon_transaction() -> None:
+    """An error ends the request's unit of work: nothing it wrote may be committed later."""
+    from shop.db import db
+
+    db.session.rollback()
+
+
 def handle_domain_error(error: DomainError) -> Response:
+    _abandon_transaction()
     return problem(error.status, error.type, error.title, error.detail, **error.extra)
 
 
 def handle_http_exception(error: HTTPException) -> Response:
+    _abandon_transaction()
     status = error.code or 500
     data = getattr(error, "data", None) or {}
     messages = data.get("messages") or data.get("errors")
@@ -155,6 +164,7 @@ def _is_bad_json(messages: Any) -> bool:
 
 def handle_unexpected(error: Exception) -> Response:
     log.exception("unhandled error")
+    _abandon_transaction()
     return problem(500, "internal", "Internal error", "Something went wrong on our side.")
 
 

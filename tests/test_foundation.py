@@ -122,3 +122,43 @@ def test_every_endpoint_names_who_may_call_it(app):
         if not hasattr(view, "_shanhuo_access"):
             unguarded.append(rule.rule)
     assert unguarded == []
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "kwargs"),
+    [
+        (
+            "post",
+            "/api/v1/auth/register",
+            {"json": {"email": "a@b.cn", "password": "long\x00enough", "display_name": "x"}},
+        ),
+        ("post", "/api/v1/auth/token", {"json": {"email": "a\x00@b.cn", "password": "whatever"}}),
+        (
+            "post",
+            "/api/v1/auth/register",
+            {
+                "json": {
+                    "email": "a@b.cn",
+                    "password": "long-enough",
+                    "display_name": "x",
+                    "nested\x00key": 1,
+                }
+            },
+        ),
+        ("get", "/api/v1/products?cursor=1%00", {}),
+    ],
+)
+def test_nul_characters_are_refused_before_they_reach_the_database(client, method, url, kwargs):
+    response = getattr(client, method)(url, **kwargs)
+    assert response.status_code == 422
+    assert response.get_json()["type"] == "validation"
+    assert "NUL" in response.get_json()["detail"]
+
+
+def test_a_failed_request_leaves_nothing_behind_for_the_next_one(client, auth):
+    """The error handler rolls the unit of work back, so a later commit cannot carry it."""
+    _, admin = auth("admin")
+    body = {"email": "dup@b.cn", "password": "long-enough", "display_name": "x"}
+    assert client.post("/api/v1/auth/register", json=body).status_code == 201
+    assert client.post("/api/v1/auth/register", json=body).status_code == 409
+    assert client.get("/api/v1/me", headers=admin).status_code == 200
