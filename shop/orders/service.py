@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from shop import events
 from shop.catalog.models import Product
 from shop.db import DbSession, utcnow
-from shop.errors import Conflict, NotFound, ValidationFailed
+from shop.errors import Conflict, NotFound, OutOfStock, ValidationFailed
 from shop.live.models import LiveListing
 from shop.orders import stock
 from shop.orders.models import Order, OrderLine, OrderState
@@ -152,7 +152,6 @@ def place_order(
             raise Conflict("A request with this Idempotency-Key is in progress; retry.")
         return _replay(existing, request_hash), False
 
-    stock.reserve(session, (units for units, _, _ in priced), enforce_limits=True, live_only=True)
     session.add_all(
         OrderLine(
             order_id=order_id,
@@ -164,7 +163,11 @@ def place_order(
         for units, qty, price in priced
     )
     session.flush()  # the lines must be in before the order is read back
-    return get_order(session, order_id), True
+    order = get_order(session, order_id)
+    # The stock gates come last: the rows they lock (a hot listing in a flash sale)
+    # stay locked only from here to the caller's COMMIT.
+    stock.reserve(session, (units for units, _, _ in priced), enforce_limits=True, live_only=True)
+    return order, True
 
 
 def _fingerprint(lines: Sequence[dict[str, Any]], shipping: dict[str, str]) -> str:
@@ -211,7 +214,7 @@ def _price_lines(
             )
         seen.add(key)
         if key[0] == "listing_id":
-            listing = session.get(LiveListing, key[1])
+            listing = session.get(LiveListing, key[1], populate_existing=True)
             if listing is None:
                 raise ValidationFailed(
                     f"No listing {key[1]}.", {f"lines.{n}.listing_id": ["No such listing."]}
@@ -221,16 +224,26 @@ def _price_lines(
                     f"Listing {listing.id} is not on sale: its session is not live.",
                     listing_id=listing.id,
                 )
+            if listing.remaining < qty:
+                # Sold out as of this read: refuse before writing anything (most
+                # attempts in a flash sale end here). Enough left is decided by the gate.
+                raise OutOfStock(
+                    f"Only {listing.remaining} left of listing {listing.id}.",
+                    listing_id=listing.id,
+                    remaining=listing.remaining,
+                )
             units = stock.Units(
                 buyer_id, listing.product_id, listing.id, qty, listing.per_buyer_limit
             )
             priced.append((units, qty, listing.flash_price_fen))
         else:
-            product = session.get(Product, key[1])
+            product = session.get(Product, key[1], populate_existing=True)
             if product is None:
                 raise ValidationFailed(
                     f"No product {key[1]}.", {f"lines.{n}.product_id": ["No such product."]}
                 )
+            if product.stock < qty:
+                raise OutOfStock(f"Only {product.stock} of {product.name} left.")
             priced.append((stock.Units(buyer_id, product.id, None, qty), qty, product.price_fen))
     return priced
 
