@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from contracts import service
@@ -18,11 +18,11 @@ from shop.catalog.models import Product
 from shop.db import db
 from shop.errors import DomainError, ValidationFailed
 from shop.pagination import paginate
-from shop.web import flash_message, flash_refusal
+from shop.web import flash_message, flash_refusal, page_blueprint
 from shop.web.auth import login_required, page_user
 from shop.web.format import parse_whole
 
-bp = Blueprint("farmer_pages", __name__, template_folder="templates")
+bp = page_blueprint("farmer_pages", __name__)
 
 PAGE_SIZE = 50
 

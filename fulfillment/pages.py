@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
+from flask import Response, current_app, redirect, render_template, request, url_for
 
 from fulfillment import claims, clock, earnings, service
 from fulfillment.models import Workshop
@@ -20,11 +20,11 @@ from shop.accounts.models import Role
 from shop.db import db
 from shop.errors import DomainError
 from shop.orders import service as orders
-from shop.web import flash_message, flash_refusal
+from shop.web import flash_message, flash_refusal, page_blueprint
 from shop.web.auth import login_required, page_user
 from shop.web.format import parse_whole, yuan
 
-bp = Blueprint("workshop_pages", __name__, template_folder="templates")
+bp = page_blueprint("workshop_pages", __name__)
 
 
 def _earnings(user_id: int) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import marshmallow as ma
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
 from shop.accounts.models import Role
@@ -31,11 +31,11 @@ from shop.orders.models import Order, OrderLine
 from shop.orders.schemas import IdempotencyHeaders, ShippingIn
 from shop.payments import service as payments
 from shop.payments.providers import get_provider, sandbox_active
-from shop.web import flash_message, flash_refusal
+from shop.web import flash_message, flash_refusal, page_blueprint
 from shop.web.auth import login_required, page_user, public_page
 from shop.web.format import parse_whole, parse_yuan
 
-bp = Blueprint("live_pages", __name__, template_folder="templates")
+bp = page_blueprint("live_pages", __name__)
 
 RECENT_ORDERS = 20
 MAX_QTY = 999

@@ -39,7 +39,20 @@ CSP = (
 )
 
 
+def page_blueprint(name: str, import_name: str) -> Blueprint:
+    """A blueprint of pages: CSRF-checked forms, page headers, HTML error pages. Its
+    ``templates/`` folder is searched (name templates ``<package>/<page>.html``)."""
+    blueprint = Blueprint(name, import_name, template_folder="templates")
+    blueprint.before_request(_before_page)
+    blueprint.after_request(_after_page)
+    blueprint.register_error_handler(DomainError, _domain_error_page)
+    blueprint.register_error_handler(HTTPException, _http_error_page)
+    blueprint.register_error_handler(Exception, _unexpected_error_page)
+    return blueprint
+
+
 def init_pages(app: Flask, blueprints: Iterable[Blueprint]) -> None:
+    """Register page blueprints (made by ``page_blueprint``) and what they share."""
     production = app.config.get("SHANHUO_ENV") == "production"
     app.config["SESSION_COOKIE_NAME"] = "shanhuo_session"
     app.config["SESSION_COOKIE_HTTPONLY"] = True
@@ -64,11 +77,6 @@ def init_pages(app: Flask, blueprints: Iterable[Blueprint]) -> None:
 
     names = set()
     for blueprint in blueprints:
-        blueprint.before_request(_before_page)
-        blueprint.after_request(_after_page)
-        blueprint.register_error_handler(DomainError, _domain_error_page)
-        blueprint.register_error_handler(HTTPException, _http_error_page)
-        blueprint.register_error_handler(Exception, _unexpected_error_page)
         app.register_blueprint(blueprint)
         names.add(blueprint.name)
     app.extensions["shanhuo.page_blueprints"] = frozenset(names)

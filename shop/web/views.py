@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 from flask import (
-    Blueprint,
     current_app,
     redirect,
     render_template,
@@ -23,13 +22,13 @@ from shop.accounts.service import BadCredentials
 from shop.db import db
 from shop.errors import RateLimited
 from shop.live.models import LiveSession, SessionState
-from shop.web import current_lang, flash_message
+from shop.web import current_lang, flash_message, page_blueprint
 from shop.web.auth import login_required, public_page, safe_next, sign_in, sign_out
 from shop.web.messages import text
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
-bp = Blueprint("web", __name__, template_folder="templates")
+bp = page_blueprint("web", __name__)
 
 #: where each role works: (role, endpoint, catalog key); the first that applies is home
 LANDING = [

@@ -189,3 +189,7 @@ def make_live_session(streamer: Any, products: list[Any], *, start: bool = True)
 
 def first_day_of_week(day: date) -> date:
     return day - timedelta(days=day.weekday())
+
+
+# The browser tests' fixtures (Chromium, the served app, phones, screenshots).
+from tests.pages.browser import browser, live_server, phone, screenshot  # noqa: E402, F401

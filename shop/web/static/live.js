@@ -47,6 +47,9 @@
     }, 300);
   }
 
+  // Payments change the stats without a stock event: look again now and then too.
+  if (panel && panelUrl) setInterval(refreshPanel, 10000);
+
   var source = new EventSource(root.getAttribute("data-events-url"));
   function on(name, fn) {
     source.addEventListener(name, function (event) { fn(JSON.parse(event.data)); });
