@@ -318,3 +318,14 @@ def test_shipping_needs_admin_and_a_carrier(client, auth, buyer, listing):
     )
     assert missing.status_code == 422 and "tracking_no" in missing.get_json()["errors"]
     assert client.post("/api/v1/orders/999999/ship", json=ship, headers=admin).status_code == 404
+
+
+def test_an_order_must_be_paid_within_the_configured_timeout(client, app, buyer, listing):
+    from datetime import datetime
+
+    _, headers = buyer
+    order = post_order(client, headers, order_body({"listing_id": listing.id, "qty": 1})).get_json()
+    deadline = datetime.fromisoformat(order["expires_at"]) - datetime.fromisoformat(
+        order["created_at"]
+    )
+    assert deadline.total_seconds() == app.config["ORDER_PAYMENT_TIMEOUT_S"]
