@@ -105,6 +105,14 @@ def make_paid_order(
     return make
 
 
+def run_task(task: Any, *args: Any) -> Any:
+    """Call a Celery task function as the worker would. It runs in its own app context
+    with its own session on the test's connection: end the test session's transaction
+    first, so the task's SAVEPOINT is not nested in one a later rollback would undo."""
+    db.session.commit()
+    return task(*args)
+
+
 def task_of(order_id: int) -> PackingTask:
     task = db.session.scalar(
         select(PackingTask)

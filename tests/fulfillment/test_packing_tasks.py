@@ -11,7 +11,7 @@ from shop.catalog import service as catalog
 from shop.db import db, utcnow
 from shop.errors import Conflict
 from shop.orders import service as orders
-from tests.fulfillment.conftest import order_state, task_of
+from tests.fulfillment.conftest import order_state, run_task, task_of
 
 
 def test_paying_an_order_queues_one_task_with_its_lines_and_piece_rate(
@@ -50,7 +50,7 @@ def test_a_duplicate_event_or_retry_creates_nothing(db_session, make_workshop, m
     order_id = make_paid_order()
     first = task_of(order_id).id
     # The task function again (a retry, a duplicated event), and the handler again.
-    assert tasks.create_packing_task(order_id) == first
+    assert run_task(tasks.create_packing_task, order_id) == first
     tasks.on_order_paid(order_id=order_id)
     assert service.create_packing_task(db.session, order_id, now=utcnow()).id == first  # type: ignore[union-attr]
     db.session.commit()
@@ -69,8 +69,10 @@ def test_no_task_for_an_order_that_is_not_paid(db_session, make_workshop, make_u
         payment_timeout_s=900,
     )
     db.session.commit()
-    assert tasks.create_packing_task(order.id) is None
-    assert tasks.create_packing_task(2_000_000) is None  # no such order: nothing, no error
+    assert run_task(tasks.create_packing_task, order.id) is None
+    assert (
+        run_task(tasks.create_packing_task, 2_000_000) is None
+    )  # no such order: nothing, no error
     assert db.session.scalar(select(PackingTask).where(PackingTask.order_id == order.id)) is None
 
 
