@@ -293,3 +293,12 @@ def test_pages_send_security_headers(pages):
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_a_nul_character_in_a_form_is_a_human_422_page(pages):
+    response = pages.client.post(
+        "/login", data={"email": "a\x00@example.com", "password": "x", "csrf_token": pages.token()}
+    )
+    assert response.status_code == 422
+    assert is_html(response)
+    assert "填写的内容有问题" in response.get_data(as_text=True)
