@@ -62,33 +62,46 @@ def id_param_schema(converter: IdConverter) -> dict[str, Any]:
     return {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
 
 
-def _holds_nul(value: Any) -> bool:
+def _nul_field(value: Any, path: str) -> str | None:
+    """The dotted path of the first text holding a NUL character, or None."""
     if isinstance(value, str):
-        return "\x00" in value
+        return path if "\x00" in value else None
     if isinstance(value, dict):
-        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_holds_nul(v) for v in value)
-    return False
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, inner in items:
+        where = f"{path}.{key}" if path else str(key)
+        if "\x00" in str(key):
+            return where
+        found = _nul_field(inner, where)
+        if found:
+            return found
+    return None
 
 
 def refuse_nul_characters() -> None:
     """No text we store may hold a NUL: PostgreSQL cannot store one, and no person typed it.
 
     One guard for every endpoint, before any schema sees the input: a 404 in the path,
-    a 422 in the query string, form fields or JSON body.
+    a 422 naming the field in the query string, form fields or JSON body.
     """
     if "\x00" in request.path:
         raise NotFound("No such resource.")
-    fields: list[Any] = list(request.args.values())
+    sources: list[Any] = [request.args.to_dict(flat=False)]
     if request.mimetype in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        fields.extend(request.form.values())
+        sources.append(request.form.to_dict(flat=False))
     if request.is_json:
-        fields.append(request.get_json(silent=True))
-    if any(_holds_nul(value) for value in fields):
-        raise ValidationFailed(
-            "Text may not contain NUL characters.", {"_schema": ["NUL character in the input."]}
-        )
+        sources.append(request.get_json(silent=True))
+    for source in sources:
+        field = _nul_field(source, "")
+        if field is not None:
+            raise ValidationFailed(
+                "Text may not contain NUL characters.",
+                {field or "_schema": ["NUL character in the input."]},
+            )
 
 
 def install_converters(app: Any, api: Api) -> None:
