@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery, Task
-from flask import Flask, current_app
+from flask import Flask, appcontext_pushed, current_app
 
 #: Periodic tasks, by task name, so ``shop`` need not import the packages that own them.
 BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
@@ -53,6 +53,13 @@ def init_celery(app: Flask) -> Celery:
         timezone="UTC",
     )
     celery.set_default()
+
+    def make_current(sender: Flask, **extra: Any) -> None:
+        # ``task.delay()`` uses Celery's *current* app: inside this Flask app, that must be
+        # this app's Celery (eager or not), even when another app was made later.
+        celery.set_current()
+
+    appcontext_pushed.connect(make_current, app, weak=False)
     celery.autodiscover_tasks(TASK_PACKAGES, related_name="tasks", force=True)
     app.extensions["celery"] = celery
     return celery
