@@ -25,12 +25,11 @@ from fulfillment.schemas import (
     WorkshopOut,
     WorkshopReportOut,
 )
-from media import slips
+from fulfillment.slips import task_slip_png
 from shop.accounts.models import Role
 from shop.api import Blueprint
 from shop.auth import current_user, requires
 from shop.db import db
-from shop.orders import service as orders
 from shop.pagination import paginate
 
 blp = Blueprint(
@@ -269,19 +268,7 @@ def packing_slip(task_id: int) -> Any:
     villagers, the claimer): order number and QR code, recipient, region, lines."""
     task = service.get_task(db.session, task_id)
     service.check_can_see_task(db.session, task, current_user())
-    order = orders.get_order(db.session, task.order_id)
-    workshop = db.session.get(Workshop, task.workshop_id) if task.workshop_id else None
-    slip = slips.PackingSlip(
-        order_number=str(order.id),
-        order_ref=f"SHANHUO-ORDER-{order.id}",
-        recipient=order.ship_name,
-        region=order.ship_region,
-        lines=tuple(slips.SlipLine(line.name, line.qty, line.unit_label) for line in task.lines),
-        workshop=workshop.name if workshop else "",
-        task_id=task.id,
-    )
-    font = current_app.config.get("SLIP_FONT_PATH")
-    png = slips.render_slip(slip, fonts=(font, *slips.CJK_FONTS) if font else None)
+    png = task_slip_png(db.session, task, font_path=current_app.config.get("SLIP_FONT_PATH"))
     return Response(png, mimetype="image/png", headers={"Cache-Control": "private, no-store"})
 
 

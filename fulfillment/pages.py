@@ -14,8 +14,7 @@ from zoneinfo import ZoneInfo
 from flask import Response, current_app, redirect, render_template, request, url_for
 
 from fulfillment import claims, clock, earnings, service
-from fulfillment.models import Workshop
-from media import slips
+from fulfillment.slips import task_slip_png
 from shop.accounts.models import Role
 from shop.db import db
 from shop.errors import DomainError
@@ -134,17 +133,5 @@ def slip(task_id: int) -> Any:
     and the same renderer as ``GET /api/v1/packing-tasks/{id}/slip.png``)."""
     task = service.get_task(db.session, task_id)
     service.check_can_see_task(db.session, task, page_user())
-    order = orders.get_order(db.session, task.order_id)
-    workshop = db.session.get(Workshop, task.workshop_id) if task.workshop_id else None
-    packing_slip = slips.PackingSlip(
-        order_number=str(order.id),
-        order_ref=f"SHANHUO-ORDER-{order.id}",
-        recipient=order.ship_name,
-        region=order.ship_region,
-        lines=tuple(slips.SlipLine(line.name, line.qty, line.unit_label) for line in task.lines),
-        workshop=workshop.name if workshop else "",
-        task_id=task.id,
-    )
-    font = current_app.config.get("SLIP_FONT_PATH")
-    png = slips.render_slip(packing_slip, fonts=(font, *slips.CJK_FONTS) if font else None)
+    png = task_slip_png(db.session, task, font_path=current_app.config.get("SLIP_FONT_PATH"))
     return Response(png, mimetype="image/png", headers={"Cache-Control": "private, no-store"})
