@@ -4,11 +4,7 @@ PostgreSQL database with real commits. Sending the task again pays nothing more.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -19,98 +15,31 @@ from sqlalchemy import select
 
 from contracts import prices, service
 from contracts.models import Payout
-from shop.app import create_app
 from shop.celery_app import send_task
 from shop.db import db
 from tests.contracts.conftest import SEASON_END, SEASON_START
+from tests.support import celery_worker as worker_support
 from tests.support.stripe import SECRET_KEY
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture
-def broker_app(app: Flask, app_config: dict[str, Any], localstripe: Any) -> Iterator[Flask]:
-    """The same app, sending tasks to Redis instead of running them in-process."""
-    redis_url = os.environ["REDIS_URL"]
-    sending = create_app(
-        {
-            **app_config,
-            "REDIS_URL": redis_url,
-            "CELERY_BROKER_URL": redis_url,
-            "STRIPE_SECRET_KEY": SECRET_KEY,
-            "STRIPE_API_BASE": localstripe.base_url,
-        }
-    )
-    app.extensions["celery"].set_default()  # the test app stays Celery's default
-    yield sending
-    with sending.app_context():
-        db.session.remove()
-        db.engine.dispose()
+def broker_app(app_config: dict[str, Any], localstripe: Any) -> Iterator[Flask]:
+    with worker_support.broker_app(
+        app_config, STRIPE_SECRET_KEY=SECRET_KEY, STRIPE_API_BASE=localstripe.base_url
+    ) as sending:
+        yield sending
 
 
 @pytest.fixture
 def celery_worker(app_config: dict[str, Any], tmp_path: Path, localstripe: Any) -> Iterator[Path]:
-    redis_url = os.environ["REDIS_URL"]
-    log_path = tmp_path / "worker.log"
-    env = {
-        **os.environ,
-        "DATABASE_URL": app_config["DATABASE_URL"],
-        "REDIS_URL": redis_url,
-        "CELERY_BROKER_URL": redis_url,
-        "SHANHUO_INSTANCE": str(tmp_path),
-        "SECRET_KEY": "test-secret",
-        "STRIPE_SECRET_KEY": SECRET_KEY,
-        "STRIPE_API_BASE": localstripe.base_url,
-    }
-    with open(log_path, "w") as log:
-        worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "wsgi.celery_app",
-                "worker",
-                "--pool=solo",
-                "--loglevel=INFO",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                "-n",
-                f"contracts-test-{os.getpid()}@%h",
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while "ready." not in log_path.read_text():
-            if worker.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the Celery worker did not start:\n{log_path.read_text()}")
-            time.sleep(0.2)
-        yield log_path
-    finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+    stripe_env = {"STRIPE_SECRET_KEY": SECRET_KEY, "STRIPE_API_BASE": localstripe.base_url}
+    with worker_support.celery_worker(app_config, tmp_path, "contracts-test", stripe_env) as log:
+        yield log
 
 
-def _wait_for(check: Callable[[], Any], what: str, log: Path, timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        db.session.rollback()  # see what the worker committed
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}; worker log:\n{log.read_text()}")
+_wait_for = worker_support.wait_for
 
 
 def _payout(payout_id: int) -> Payout | None:
