@@ -40,7 +40,8 @@ def register(data: dict[str, Any]) -> Any:
     return _create(data, [Role.BUYER.value])
 
 
-def _check_rate(email: str) -> None:
+def check_sign_in_rate(email: str) -> None:
+    """Count a sign-in attempt (token endpoint and page login share it). Raises RateLimited."""
     limiter = current_app.extensions["shanhuo.ratelimiter"]
     limit = current_app.config["LOGIN_RATE_LIMIT"]
     window = current_app.config["LOGIN_RATE_WINDOW_S"]
@@ -59,7 +60,7 @@ def _check_rate(email: str) -> None:
 @blp.alt_response(429, response="TOO_MANY_REQUESTS")
 def create_token(data: dict[str, Any]) -> Any:
     """Exchange email and password for a bearer token."""
-    _check_rate(data["email"])
+    check_sign_in_rate(data["email"])
     user = service.authenticate(db.session, email=data["email"], password=data["password"])
     token, expires_at = service.issue_token(
         db.session, user, ttl_s=current_app.config["TOKEN_TTL_S"]

@@ -16,7 +16,7 @@ from flask import (
 from sqlalchemy import select
 
 from shop.accounts import service as accounts
-from shop.accounts.api import _check_rate as check_login_rate
+from shop.accounts.api import check_sign_in_rate
 from shop.accounts.models import Role
 from shop.accounts.service import BadCredentials
 from shop.db import db
@@ -79,7 +79,7 @@ def login() -> Any:
         email = request.form.get("email", "").strip()[:254]
         password = request.form.get("password", "")
         try:
-            check_login_rate(email)
+            check_sign_in_rate(email)
             if len(password) > MAX_PASSWORD:
                 raise BadCredentials()
             user = accounts.authenticate(db.session, email=email, password=password)
