@@ -26,6 +26,7 @@ migrate = Migrate()
 def _blueprints() -> list[Any]:
     """Every package's blueprint. Imported here, so no package imports another's API."""
     from contracts.api import blp as contracts
+    from contracts.prices_api import blp as market_prices
     from fulfillment.api import blp as fulfillment
     from media.api import blp as media
     from shop.accounts.api import blp as accounts
@@ -35,7 +36,18 @@ def _blueprints() -> list[Any]:
     from shop.orders.api import blp as orders
     from shop.payments.api import blp as payments
 
-    return [health, accounts, catalog, live, orders, payments, media, contracts, fulfillment]
+    return [
+        health,
+        accounts,
+        catalog,
+        live,
+        orders,
+        payments,
+        media,
+        contracts,
+        market_prices,
+        fulfillment,
+    ]
 
 
 def _page_blueprints() -> list[Any]:
