@@ -15,7 +15,15 @@ from shop.db import db
 from shop.errors import Forbidden
 from shop.live import service
 from shop.live.models import LiveListing, LiveSession, SessionState
-from shop.live.schemas import EventsHeaders, ListingIn, ListingOut, SessionIn, SessionOut, StatsOut
+from shop.live.schemas import (
+    CoverIn,
+    EventsHeaders,
+    ListingIn,
+    ListingOut,
+    SessionIn,
+    SessionOut,
+    StatsOut,
+)
 
 blp = Blueprint(
     "live", __name__, url_prefix="/api/v1", description="Live sessions, listings, live events"
@@ -35,6 +43,7 @@ def listing_json(listing: LiveListing) -> dict[str, Any]:
 
 
 def session_json(live: LiveSession) -> dict[str, Any]:
+    url_base = str(current_app.config["MEDIA_URL_BASE"])
     return {
         "id": live.id,
         "title": live.title,
@@ -45,6 +54,7 @@ def session_json(live: LiveSession) -> dict[str, Any]:
         "ended_at": live.ended_at,
         "pinned_listing_id": live.pinned_listing_id,
         "listings": [listing_json(listing) for listing in live.listings],
+        "cover": service.covers_of(db.session, [live], url_base)[live.id],
     }
 
 
@@ -125,6 +135,21 @@ def pin_listing(session_id: int, listing_id: int) -> Any:
 def end_session(session_id: int) -> Any:
     """End the session: what is left of each allotment goes back to its product."""
     live = service.end_session(db.session, session_id, streamer_id=current_user().id)
+    db.session.commit()
+    return _reloaded(live)
+
+
+@blp.route("/live-sessions/<int:session_id>/cover", methods=["POST"])
+@requires(Role.STREAMER)
+@blp.arguments(CoverIn)
+@blp.response(200, SessionOut)
+@blp.alt_response(404, response="NOT_FOUND")
+@blp.alt_response(422, response="UNPROCESSABLE_ENTITY", description="unknown media_id")
+def set_cover(data: dict[str, Any], session_id: int) -> Any:
+    """Show an uploaded image (``POST /api/v1/media``) as the session's cover (its streamer)."""
+    live = service.set_cover(
+        db.session, session_id, streamer_id=current_user().id, media_id=data["media_id"]
+    )
     db.session.commit()
     return _reloaded(live)
 

@@ -35,6 +35,8 @@ class LiveSession(Base):
     #: the listing shown on screen; a plain id (checked by the service) to keep the
     #: two tables free of a foreign-key cycle
     pinned_listing_id: Mapped[int | None]
+    #: the picture shown for the session (stored by ``media``; set by its streamer)
+    cover_media_id: Mapped[int | None] = mapped_column(ForeignKey("media.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     listings: Mapped[list[LiveListing]] = relationship(

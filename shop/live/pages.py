@@ -18,6 +18,7 @@ import marshmallow as ma
 from flask import current_app, flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 
+from media import service as media_service
 from shop.accounts.models import Role
 from shop.catalog import images
 from shop.catalog.models import Product
@@ -282,7 +283,29 @@ def end(session_id: int) -> Any:
 def storefront(session_id: int) -> Any:
     """The public page of a live session: the pinned product big, the others below."""
     live = service.get_session(db.session, session_id)
-    return render_template("live/storefront.html", live=live, **_listing_view(live))
+    return render_template(
+        "live/storefront.html", live=live, cover=_cover_view(live), **_listing_view(live)
+    )
+
+
+def _cover_view(live: LiveSession) -> dict[str, Any] | None:
+    """The cover's rendition URLs and the thumb's size, or None without a cover.
+
+    Shown at the thumb's size (at most 320 px: fits a 360 px phone) with the medium
+    rendition in ``srcset`` for sharp screens — sized by attributes, since the pages'
+    CSP allows no inline styles.
+    """
+    if live.cover_media_id is None:
+        return None
+    base = current_app.config["MEDIA_URL_BASE"]
+    cover = service.covers_of(db.session, [live], base)[live.id]
+    sizes = {
+        r.name: (r.width, r.height)
+        for r in media_service.get_media(db.session, live.cover_media_id).renditions
+    }
+    if cover is None or "thumb" not in cover["renditions"] or "thumb" not in sizes:
+        return None
+    return {**cover, "thumb_size": sizes["thumb"], "medium_size": sizes.get("medium")}
 
 
 def _listing_of(live: LiveSession, listing_id: int) -> LiveListing:

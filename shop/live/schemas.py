@@ -33,6 +33,16 @@ class ListingOut(ma.Schema):
     per_buyer_limit = ma.fields.Integer(required=True, allow_none=True)
 
 
+class CoverIn(ma.Schema):
+    media_id = Int(required=True, validate=validate.Range(min=1, max=2**31 - 1))
+
+
+class CoverOut(ma.Schema):
+    media_id = ma.fields.Integer(required=True)
+    #: rendition name (``thumb``, ``medium``) → URL
+    renditions = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.String(), required=True)
+
+
 class SessionOut(ma.Schema):
     id = ma.fields.Integer(required=True)
     title = ma.fields.String(required=True)
@@ -43,6 +53,7 @@ class SessionOut(ma.Schema):
     ended_at = ma.fields.AwareDateTime(required=True, allow_none=True)
     pinned_listing_id = ma.fields.Integer(required=True, allow_none=True)
     listings = ma.fields.List(ma.fields.Nested(ListingOut), required=True)
+    cover = ma.fields.Nested(CoverOut, required=True, allow_none=True)
 
 
 class StatsOut(ma.Schema):

@@ -10,15 +10,17 @@ UPDATEs of the listing row that also check ``on_sale`` â€” the session is live â
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import distinct, func, select, update
 
+from media import service as media_service
 from shop import events
 from shop.catalog import service as catalog
 from shop.db import DbSession, utcnow
-from shop.errors import Conflict, Forbidden, NotFound
+from shop.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from shop.live.models import LiveListing, LiveSession, SessionState
 
 #: order states in which an order counts as paid (bought, not given back)
@@ -174,6 +176,39 @@ def end_session(session: DbSession, live_session_id: int, *, streamer_id: int) -
 
 
 # ------------------------------------------------------------ listing stock gates
+
+
+def set_cover(
+    session: DbSession, live_session_id: int, *, streamer_id: int, media_id: int
+) -> LiveSession:
+    """Show a stored image (``POST /api/v1/media``) as the session's cover, replacing any
+    earlier one. Raises NotFound, Forbidden, ValidationFailed (unknown media)."""
+    live = _owned(session, live_session_id, streamer_id, lock=True)
+    try:
+        media_service.get_media(session, media_id)
+    except NotFound:
+        raise ValidationFailed(
+            f"No media {media_id}; upload it first.", {"media_id": ["Unknown media."]}
+        ) from None
+    live.cover_media_id = media_id
+    session.flush()
+    return live
+
+
+def covers_of(
+    session: DbSession, sessions: Iterable[LiveSession], url_base: str
+) -> dict[int, dict[str, Any] | None]:
+    """``{session_id: {media_id, renditions: {thumb, medium}} or None}`` in one query."""
+    shown = list(sessions)
+    urls = media_service.renditions_by_media(
+        session, (s.cover_media_id for s in shown if s.cover_media_id is not None), url_base
+    )
+    return {
+        s.id: None
+        if s.cover_media_id is None
+        else {"media_id": s.cover_media_id, "renditions": urls[s.cover_media_id]}
+        for s in shown
+    }
 
 
 def take_from_listing(session: DbSession, listing_id: int, qty: int) -> int | None:
