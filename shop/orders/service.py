@@ -370,22 +370,23 @@ def expire_unpaid(
     return expired
 
 
-def mark_packing(session: DbSession, order_id: int) -> Order:
+# The packing moves return nothing: they run on the claim and complete hot paths, whose
+# callers never read the order back, so re-reading it would be a wasted round trip.
+
+
+def mark_packing(session: DbSession, order_id: int) -> None:
     """paid → packing (a villager claimed its packing task). Raises Conflict, NotFound."""
     transition(session, order_id, [S.PAID], S.PACKING)
-    return get_order(session, order_id)
 
 
-def mark_unpacked(session: DbSession, order_id: int) -> Order:
+def mark_unpacked(session: DbSession, order_id: int) -> None:
     """packing → paid (claim released or lease expired). Raises Conflict, NotFound."""
     transition(session, order_id, [S.PACKING], S.PAID)
-    return get_order(session, order_id)
 
 
-def mark_packed(session: DbSession, order_id: int) -> Order:
+def mark_packed(session: DbSession, order_id: int) -> None:
     """packing → packed. Raises Conflict, NotFound."""
     transition(session, order_id, [S.PACKING], S.PACKED)
-    return get_order(session, order_id)
 
 
 def mark_shipped(session: DbSession, order_id: int, *, carrier: str, tracking_no: str) -> Order:
