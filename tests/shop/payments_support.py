@@ -188,3 +188,12 @@ def paid_events() -> Iterator[Recorder]:
 
 
 Placer = Callable[..., Any]
+
+
+@pytest.fixture
+def shop(auth: Any, make_product: Any, place: Any) -> tuple[Any, dict[str, str], Any, Any]:
+    """A buyer with a two-bag order of shiitake (2 × 3990 fen) out of 10 in stock."""
+    buyer, headers = auth("buyer")
+    product = make_product(stock=10, price_fen=3990)
+    order = place(buyer, [{"product_id": product.id, "qty": 2}])
+    return buyer, headers, product, order

@@ -36,13 +36,7 @@ stripe_on = payments_support.stripe_on
 paid_events = payments_support.paid_events
 
 
-@pytest.fixture
-def shop(auth, make_product, place):
-    """A buyer with a two-bag order (2 × 3990 fen) out of 10 in stock."""
-    buyer, headers = auth("buyer")
-    product = make_product(stock=10, price_fen=3990)
-    order = place(buyer, [{"product_id": product.id, "qty": 2}])
-    return buyer, headers, product, order
+shop = payments_support.shop
 
 
 @pytest.fixture
