@@ -21,7 +21,7 @@ from contracts.models import (
 )
 from contracts.prices import price_in_force
 from contracts.pricing import delivery_amount_fen
-from shop.accounts.models import Role, User
+from shop.accounts.models import Principal, Role, User
 from shop.accounts.service import get_user
 from shop.catalog.models import Product
 from shop.db import DbSession, utcnow
@@ -124,7 +124,7 @@ def get_contract(session: DbSession, contract_id: int) -> Contract:
     return contract
 
 
-def contract_for(session: DbSession, contract_id: int, user: User) -> Contract:
+def contract_for(session: DbSession, contract_id: int, user: Principal) -> Contract:
     """The contract as ``user`` may see it: admins any, a farmer only their own.
 
     Raises NotFound (also for another farmer's contract: its existence does not leak).
@@ -135,7 +135,7 @@ def contract_for(session: DbSession, contract_id: int, user: User) -> Contract:
     raise NotFound(f"No contract {contract_id}.")
 
 
-def accept_contract(session: DbSession, contract_id: int, farmer: User) -> Contract:
+def accept_contract(session: DbSession, contract_id: int, farmer: Principal) -> Contract:
     """The contract's farmer accepts a draft: it becomes active. Raises NotFound, Conflict."""
     contract = get_contract(session, contract_id)
     if contract.farmer_id != farmer.id:

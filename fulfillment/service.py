@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from fulfillment.errors import AlreadyMember, NotAMember, NotAVillager
 from fulfillment.models import PackingTask, PackingTaskLine, TaskState, Workshop, WorkshopMember
 from shop.accounts import service as accounts
-from shop.accounts.models import Role, User
+from shop.accounts.models import Principal, Role
 from shop.catalog import service as catalog
 from shop.db import DbSession
 from shop.errors import NotFound
@@ -113,7 +113,7 @@ def membership(session: DbSession, workshop_id: int, user_id: int) -> WorkshopMe
     return session.get(WorkshopMember, (workshop_id, user_id))
 
 
-def check_can_see_workshop(session: DbSession, workshop_id: int, user: User) -> Workshop:
+def check_can_see_workshop(session: DbSession, workshop_id: int, user: Principal) -> Workshop:
     """Admins and the workshop's villagers. Raises NotFound, NotAMember."""
     workshop = get_workshop(session, workshop_id)
     if user.has_role(Role.ADMIN):
@@ -123,7 +123,7 @@ def check_can_see_workshop(session: DbSession, workshop_id: int, user: User) -> 
     return workshop
 
 
-def check_can_see_report(session: DbSession, workshop_id: int, user: User) -> Workshop:
+def check_can_see_report(session: DbSession, workshop_id: int, user: Principal) -> Workshop:
     """Admins and the workshop's lead. Raises NotFound, NotAMember."""
     workshop = get_workshop(session, workshop_id)
     if user.has_role(Role.ADMIN):
@@ -145,7 +145,7 @@ def get_task(session: DbSession, task_id: int) -> PackingTask:
     return task
 
 
-def check_can_see_task(session: DbSession, task: PackingTask, user: User) -> None:
+def check_can_see_task(session: DbSession, task: PackingTask, user: Principal) -> None:
     """Admins, the claimer, and the villagers of the task's workshop. Raises NotAMember."""
     if user.has_role(Role.ADMIN):
         return

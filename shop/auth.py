@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from flask import g, request
 
 from shop.accounts import service
-from shop.accounts.models import User
+from shop.accounts.models import Caller
 from shop.db import db
 from shop.errors import Forbidden, Unauthorized
 
@@ -31,8 +31,8 @@ def bearer_token() -> str | None:
     return token.strip()
 
 
-def current_user() -> User:
-    """The signed-in user of this request (only inside a ``requires`` endpoint)."""
+def current_user() -> Caller:
+    """Who signed this request in: id and roles (only inside a ``requires`` endpoint)."""
     return g.user  # type: ignore[no-any-return]
 
 
@@ -56,7 +56,7 @@ def requires(*roles: str) -> Callable[[F], F]:
         @functools.wraps(view)
         def guarded(*args: Any, **kwargs: Any) -> Any:
             token = bearer_token()
-            user = service.user_for_token(db.session, token) if token else None
+            user = service.caller_for_token(db.session, token) if token else None
             if user is None:
                 raise Unauthorized("Sign in: send `Authorization: Bearer <token>`.")
             if roles and not user.has_role(*roles):

@@ -6,6 +6,7 @@ import logging
 from typing import Any, ClassVar
 
 from flask import Flask, Response, json
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -162,6 +163,24 @@ def _is_bad_json(messages: Any) -> bool:
     return isinstance(messages, list) and any("JSON" in str(m) for m in messages)
 
 
+def handle_database_error(error: DBAPIError) -> Response:
+    """A lost database connection is the server's trouble and passes: answer 503, retry.
+
+    (The pool pings only idle connections, so one that dies while busy surfaces here;
+    SQLAlchemy has already invalidated it and its pool.)"""
+    if not error.connection_invalidated:
+        return handle_unexpected(error)
+    log.warning("database connection lost: %s", error.orig)
+    _abandon_transaction()
+    return problem(
+        503,
+        "unavailable",
+        "Service unavailable",
+        "The database connection was lost; nothing was changed. Retry in a moment.",
+        {"Retry-After": "1"},
+    )
+
+
 def handle_unexpected(error: Exception) -> Response:
     log.exception("unhandled error")
     _abandon_transaction()
@@ -171,4 +190,5 @@ def handle_unexpected(error: Exception) -> Response:
 def register(app: Flask) -> None:
     app.register_error_handler(DomainError, handle_domain_error)
     app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(DBAPIError, handle_database_error)
     app.register_error_handler(Exception, handle_unexpected)

@@ -83,7 +83,7 @@ def revoke_token() -> None:
 @blp.response(200, UserOut)
 def me() -> Any:
     """The signed-in user."""
-    return current_user()
+    return service.get_user(db.session, current_user().id)
 
 
 @blp.route("/admin/users", methods=["POST"])

@@ -10,7 +10,7 @@ import re
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from shop.accounts.models import Role, User
+from shop.accounts.models import Principal, Role
 from shop.db import DbSession, utcnow
 from shop.errors import Conflict, Forbidden, NotFound
 from shop.orders import service as orders
@@ -26,7 +26,7 @@ SANDBOX_ID = re.compile(r"sbx_pi_[0-9a-f]{24}")
 
 
 def start_payment(
-    session: DbSession, order_id: int, *, user: User, provider: PaymentProvider
+    session: DbSession, order_id: int, *, user: Principal, provider: PaymentProvider
 ) -> Payment:
     """The order's payment, created at the provider the first time and returned as is after.
 
