@@ -12,11 +12,26 @@ from typing import Any
 import marshmallow as ma
 from flask import request
 from flask_smorest import Api as _Api
-from flask_smorest import Blueprint as Blueprint  # re-exported for the packages
+from flask_smorest import Blueprint as _Blueprint
 from flask_smorest.utils import prepare_response
 from werkzeug.routing import IntegerConverter
 
 from shop.errors import PROBLEM_JSON, NotFound, ValidationFailed
+
+
+class Blueprint(_Blueprint):
+    """flask-smorest's Blueprint, parsing each request with one schema instance.
+
+    Given a schema class, webargs builds a new instance for every request, and each
+    new instance deep-copies its fields and its nested schemas: on the order
+    endpoint that was a fifth of the time spent. An instance is built once here and
+    shared (loading keeps no state on the schema).
+    """
+
+    def arguments(self, schema: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(schema, type) and issubclass(schema, ma.Schema):
+            schema = schema()
+        return super().arguments(schema, *args, **kwargs)
 
 
 class ProblemSchema(ma.Schema):

@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, select, update
 
 from shop.accounts.models import ApiToken, Caller, Role, User, UserRole
 from shop.accounts.passwords import DUMMY_HASH, MIN_LENGTH, hash_password, verify_password
-from shop.db import DbSession, utcnow
+from shop.db import DbSession, reads_outside_transaction, utcnow
 from shop.errors import Conflict, DomainError, ValidationFailed
 
 
@@ -101,12 +101,14 @@ _CALLER_BY_TOKEN = (
 def caller_for_token(session: DbSession, token: str) -> Caller | None:
     """Who a live (unexpired, unrevoked) token belongs to, with their roles, or None.
 
-    One round trip; every signed-in API request pays for it.
+    One round trip, outside the request's transaction: every signed-in API request
+    pays for it, and one with a bad token pays for nothing else.
     """
-    rows = session.connection().execute(
-        _CALLER_BY_TOKEN, {"token_hash": _token_hash(token), "now": utcnow()}
-    )
-    roles = [(user_id, role) for user_id, role in rows]
+    with reads_outside_transaction(session) as connection:
+        rows = connection.execute(
+            _CALLER_BY_TOKEN, {"token_hash": _token_hash(token), "now": utcnow()}
+        )
+        roles = [(user_id, role) for user_id, role in rows]
     if not roles:
         return None
     return Caller(id=roles[0][0], roles=frozenset(role for _, role in roles if role))
