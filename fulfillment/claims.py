@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from fulfillment import earnings, service
 from fulfillment.errors import (
@@ -24,7 +25,7 @@ from fulfillment.errors import (
     TaskNotClaimed,
     WorkshopInactive,
 )
-from fulfillment.models import PackingTask, TaskState, WorkshopMember
+from fulfillment.models import PackingTask, TaskState, Workshop, WorkshopMember
 from shop.db import DbSession
 from shop.errors import Conflict, NotFound
 from shop.orders import service as orders
@@ -43,19 +44,29 @@ def claim_next(
 ) -> PackingTask | None:
     """Claim the oldest queued task of the workshop for ``user_id``; None when the queue is
     empty. The order moves to ``packing``. Raises NotFound, NotAMember, WorkshopInactive,
-    AlreadyClaiming."""
-    workshop = service.get_workshop(session, workshop_id)
+    AlreadyClaiming.
+
+    Five statements when it succeeds: lock the villager's memberships (with their
+    workshops' state), count their live claims, return expired leases, take the task,
+    move the order.
+    """
     # Lock every membership row of this villager, in a fixed order: their concurrent
     # claims (in this or another workshop) wait here, one after another.
-    member_of = session.scalars(
-        select(WorkshopMember.workshop_id)
-        .where(WorkshopMember.user_id == user_id)
-        .order_by(WorkshopMember.workshop_id)
-        .with_for_update()
-    ).all()
-    if workshop_id not in member_of:
+    memberships = dict(
+        session.execute(
+            select(WorkshopMember.workshop_id, Workshop.active)
+            .join(Workshop, Workshop.id == WorkshopMember.workshop_id)
+            .where(WorkshopMember.user_id == user_id)
+            .order_by(WorkshopMember.workshop_id)
+            .with_for_update(of=WorkshopMember)
+        )
+        .tuples()
+        .all()
+    )
+    if workshop_id not in memberships:
+        service.get_workshop(session, workshop_id)  # NotFound first: it exists or it does not
         raise NotAMember(f"You are not a member of workshop {workshop_id}.")
-    if not workshop.active:
+    if not memberships[workshop_id]:
         raise WorkshopInactive(f"Workshop {workshop_id} is closed; its tasks moved elsewhere.")
     held = session.scalar(
         select(func.count(PackingTask.id)).where(
@@ -71,13 +82,27 @@ def claim_next(
     # The queue never waits for the beat task to return expired claims.
     expire_leases(session, now=now, workshop_id=workshop_id)
 
+    oldest_queued = (
+        select(PackingTask.id)
+        .where(PackingTask.workshop_id == workshop_id, PackingTask.state == TaskState.QUEUED)
+        .order_by(PackingTask.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
     while True:
+        # One statement picks and takes it: the subquery locks the oldest task no
+        # other claim holds (SKIP LOCKED), the UPDATE claims it.
         task = session.scalar(
-            select(PackingTask)
-            .where(PackingTask.workshop_id == workshop_id, PackingTask.state == TaskState.QUEUED)
-            .order_by(PackingTask.id)
-            .limit(1)
-            .with_for_update(skip_locked=True)
+            update(PackingTask)
+            .where(PackingTask.id == oldest_queued)
+            .values(
+                state=TaskState.CLAIMED,
+                claimed_by=user_id,
+                claimed_at=now,
+                lease_expires_at=now + timedelta(seconds=lease_s),
+            )
+            .returning(PackingTask)
             .execution_options(populate_existing=True)
         )
         if task is None:
@@ -89,27 +114,16 @@ def claim_next(
             # event has not reached us yet: nothing to pack, try the next one.
             log.info("task %s: order %s is no longer paid; cancelled", task.id, task.order_id)
             task.state = TaskState.CANCELLED
+            task.claimed_by = task.claimed_at = task.lease_expires_at = None
             session.flush()
             continue
-        task.state = TaskState.CLAIMED
-        task.claimed_by = user_id
-        task.claimed_at = now
-        task.lease_expires_at = now + timedelta(seconds=lease_s)
-        session.flush()
         return task
 
 
-def _lock_own_claim(
-    session: DbSession, task_id: int, *, user_id: int, now: datetime
-) -> PackingTask:
-    """The task, locked, if ``user_id`` holds an unexpired claim on it. Raises NotFound,
-    NotTheClaimer, LeaseExpired, TaskNotClaimed."""
-    task = session.scalar(
-        select(PackingTask)
-        .where(PackingTask.id == task_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
+def _refuse_complete(session: DbSession, task_id: int, *, user_id: int, now: datetime) -> None:
+    """Why ``user_id`` may not complete or release the task. Raises NotFound,
+    NotTheClaimer, LeaseExpired, TaskNotClaimed (Conflict if nothing is wrong any more)."""
+    task = session.get(PackingTask, task_id, populate_existing=True)
     if task is None:
         raise NotFound(f"No packing task {task_id}.")
     if task.state != TaskState.CLAIMED:
@@ -124,6 +138,33 @@ def _lock_own_claim(
             f"Your claim on task {task_id} expired at {task.lease_expires_at.isoformat()}; "
             "it went back to the queue."
         )
+    raise Conflict(f"Task {task_id} changed while you completed it; try again.")
+
+
+def _own_claim(task_id: int, user_id: int, now: datetime) -> Any:
+    """The task, if ``user_id`` holds an unexpired claim on it."""
+    return (
+        PackingTask.id == task_id,
+        PackingTask.state == TaskState.CLAIMED,
+        PackingTask.claimed_by == user_id,
+        PackingTask.lease_expires_at > now,
+    )
+
+
+def _lock_own_claim(
+    session: DbSession, task_id: int, *, user_id: int, now: datetime
+) -> PackingTask:
+    """The task, locked, if ``user_id`` holds an unexpired claim on it. Raises NotFound,
+    NotTheClaimer, LeaseExpired, TaskNotClaimed."""
+    task = session.scalar(
+        select(PackingTask)
+        .where(*_own_claim(task_id, user_id, now))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if task is None:
+        _refuse_complete(session, task_id, user_id=user_id, now=now)
+    assert task is not None
     return task
 
 
@@ -139,17 +180,31 @@ def complete(
     """The claimer packed the task: it is ``packed``, the order ``packed``, and the piece rate
     goes into the earnings ledger. A weight off by more than ``tolerance_bp`` (basis
     points of the expected weight) flags the task for review. Raises NotFound,
-    NotTheClaimer, LeaseExpired, TaskNotClaimed."""
-    task = _lock_own_claim(session, task_id, user_id=user_id, now=now)
-    task.state = TaskState.PACKED
-    task.packed_by = user_id
-    task.packed_at = now
-    task.lease_expires_at = None
-    task.packed_weight_g = packed_weight_g
-    task.needs_review = packed_weight_g is not None and weight_is_off(
-        packed_weight_g, task.expected_weight_g, tolerance_bp
+    NotTheClaimer, LeaseExpired, TaskNotClaimed.
+
+    One conditional UPDATE decides (only the claimer, only while the lease runs), then
+    the order moves and the ledger gains its entry: three statements.
+    """
+    task = session.scalar(
+        update(PackingTask)
+        .where(*_own_claim(task_id, user_id, now))
+        .values(
+            state=TaskState.PACKED,
+            packed_by=user_id,
+            packed_at=now,
+            lease_expires_at=None,
+            packed_weight_g=packed_weight_g,
+        )
+        .returning(PackingTask)
+        .execution_options(populate_existing=True)
     )
-    assert task.workshop_id is not None  # a claimed task always has its workshop
+    if task is None:
+        _refuse_complete(session, task_id, user_id=user_id, now=now)
+    assert task is not None and task.workshop_id is not None
+    if packed_weight_g is not None and weight_is_off(
+        packed_weight_g, task.expected_weight_g, tolerance_bp
+    ):
+        task.needs_review = True  # rare: one more UPDATE, at the flush below
     orders.mark_packed(session, task.order_id)
     earnings.record_piece(
         session,

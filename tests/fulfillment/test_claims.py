@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from fulfillment import tasks
 from fulfillment.models import EarningEntry, TaskState
 from shop.db import db
+from shop.orders.models import Order
 from tests.fulfillment.conftest import order_state, run_task, task_of
 
 LEASE_S = 1800  # CLAIM_LEASE_S default
@@ -206,3 +207,22 @@ def test_an_expired_claim_does_not_count_against_the_claimer(
     again = claim(client, workshop, alice)
     assert again.status_code == 200 and again.json["order_id"] == first  # back, still oldest
     assert order_state(first) == "packing" and order_state(second) == "paid"
+
+
+def test_a_claim_skips_and_cancels_the_task_of_an_order_no_longer_paid(
+    client, make_workshop, villager_at, make_paid_order
+):
+    """The order was refunded and the event that removes its task has not arrived yet:
+    the claim must not hand that task out, and must not stop at it either."""
+    workshop = make_workshop()
+    _, headers = villager_at(workshop)
+    gone, next_one = make_paid_order(), make_paid_order()
+    db.session.execute(update(Order).where(Order.id == gone).values(state="refunded"))
+    db.session.commit()
+
+    response = claim(client, workshop, headers)
+    assert response.status_code == 200 and response.json["order_id"] == next_one
+    skipped = task_of(gone)
+    assert skipped.state == TaskState.CANCELLED
+    assert (skipped.claimed_by, skipped.claimed_at, skipped.lease_expires_at) == (None, None, None)
+    assert order_state(gone) == "refunded" and order_state(next_one) == "packing"
