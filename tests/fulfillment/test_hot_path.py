@@ -1,0 +1,36 @@
+"""What a claim and a complete cost the database (README, Benchmarks)."""
+
+from __future__ import annotations
+
+import pytest
+
+from fulfillment.models import Workshop
+from shop.db import db
+from tests.support.statements import statements
+
+pytestmark = pytest.mark.postgres
+
+
+def test_claim_and_complete_stay_within_their_statement_budgets(
+    app, committing, make_workshop, villager_at, make_paid_order
+):
+    with app.app_context():
+        workshop_id = make_workshop().id
+        _, headers = villager_at(db.session.get(Workshop, workshop_id))
+        make_paid_order()
+        db.session.remove()
+        client = app.test_client()
+        with statements(app) as sent:
+            claimed = client.post(f"/api/v1/workshops/{workshop_id}/tasks/claim", headers=headers)
+        assert claimed.status_code == 200
+        # token; BEGIN; memberships; live claims; expired leases; take the task; its
+        # lines; the order; COMMIT
+        claim_statements = ["SELECT", "BEGIN", "SELECT", "SELECT", "SELECT", "UPDATE"]
+        assert sent == [*claim_statements, "SELECT", "UPDATE", "END"]
+        with statements(app) as sent:
+            done = client.post(
+                f"/api/v1/packing-tasks/{claimed.json['id']}/complete", json={}, headers=headers
+            )
+        assert done.status_code == 200
+        # token; BEGIN; the task; its lines; the order; the ledger entry; COMMIT
+        assert sent == ["SELECT", "BEGIN", "UPDATE", "SELECT", "UPDATE", "INSERT", "END"]
