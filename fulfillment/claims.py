@@ -46,9 +46,9 @@ def claim_next(
     empty. The order moves to ``packing``. Raises NotFound, NotAMember, WorkshopInactive,
     AlreadyClaiming.
 
-    Five statements when it succeeds: lock the villager's memberships (with their
+    Six statements when it succeeds: lock the villager's memberships (with their
     workshops' state), count their live claims, return expired leases, take the task,
-    move the order.
+    load its lines, move the order.
     """
     # Lock every membership row of this villager, in a fixed order: their concurrent
     # claims (in this or another workshop) wait here, one after another.
@@ -182,8 +182,8 @@ def complete(
     points of the expected weight) flags the task for review. Raises NotFound,
     NotTheClaimer, LeaseExpired, TaskNotClaimed.
 
-    One conditional UPDATE decides (only the claimer, only while the lease runs), then
-    the order moves and the ledger gains its entry: three statements.
+    One conditional UPDATE decides (only the claimer, only while the lease runs); then
+    the task's lines are loaded, the order moves and the ledger gains its entry.
     """
     task = session.scalar(
         update(PackingTask)
