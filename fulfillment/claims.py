@@ -85,7 +85,7 @@ def claim_next(
     oldest_queued = (
         select(PackingTask.id)
         .where(PackingTask.workshop_id == workshop_id, PackingTask.state == TaskState.QUEUED)
-        .order_by(PackingTask.id)
+        .order_by(PackingTask.created_at, PackingTask.id)  # as ix_packing_tasks_queue
         .limit(1)
         .with_for_update(skip_locked=True)
         .scalar_subquery()

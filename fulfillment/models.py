@@ -73,10 +73,13 @@ class PackingTask(Base):
             "state <> 'packed' OR (packed_by IS NOT NULL AND packed_at IS NOT NULL)",
             name="packed_has_packer",
         ),
-        # The queue: the oldest queued task of a workshop is the first entry.
+        # The queue: the oldest queued task of a workshop is the first entry. Ordered
+        # by age, which no other index gives, so the claim never scans packed tasks
+        # (migration 0009 says why).
         Index(
             "ix_packing_tasks_queue",
             "workshop_id",
+            "created_at",
             "id",
             postgresql_where=text("state = 'queued'"),
             sqlite_where=text("state = 'queued'"),
