@@ -391,7 +391,9 @@ def expire_unpaid(
     due = (
         select(Order.id)
         .where(Order.state == S.PENDING_PAYMENT.value, Order.expires_at <= now)
-        .order_by(Order.id)
+        # Most overdue first, in the order of ix_orders_state_expires_at: ``ORDER BY id``
+        # would let the planner walk the primary key past every settled order.
+        .order_by(Order.expires_at, Order.id)
         .limit(limit)
         .with_for_update(skip_locked=True)  # two expirers split the work (PostgreSQL)
     )
