@@ -63,6 +63,8 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         #: seconds (EventSource reconnects with Last-Event-ID)
         "LIVE_EVENTS_HEARTBEAT_S": _int("LIVE_EVENTS_HEARTBEAT_S", 15),
         "LIVE_EVENTS_STREAM_S": _int("LIVE_EVENTS_STREAM_S", 600),
+        # per process: each open stream holds a Redis connection from its own pool
+        "LIVE_EVENTS_MAX_STREAMS": _int("LIVE_EVENTS_MAX_STREAMS", 1000),
         #: contracts: a payout claimed for sending this long ago (sender died) is retried
         "PAYOUT_SENDING_LEASE_S": _int("PAYOUT_SENDING_LEASE_S", 900),
     }

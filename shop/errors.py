@@ -20,6 +20,7 @@ class DomainError(Exception):
     type: ClassVar[str] = "error"
     status: ClassVar[int] = 400
     title: ClassVar[str] = "Request refused"
+    headers: ClassVar[dict[str, str]] = {}
 
     def __init__(self, detail: str | None = None, **extra: Any) -> None:
         super().__init__(detail or self.title)
@@ -70,6 +71,15 @@ class RateLimited(DomainError):
     type = "rate-limited"
     status = 429
     title = "Too many requests"
+
+
+class Unavailable(DomainError):
+    """Our side is full or a dependency does not answer; nothing was changed."""
+
+    type = "unavailable"
+    status = 503
+    title = "Service unavailable"
+    headers: ClassVar[dict[str, str]] = {"Retry-After": "5"}
 
 
 # Short stable `type` words for the HTTP errors werkzeug raises itself.
@@ -133,7 +143,9 @@ def _abandon_transaction() -> None:
 
 def handle_domain_error(error: DomainError) -> Response:
     _abandon_transaction()
-    return problem(error.status, error.type, error.title, error.detail, **error.extra)
+    return problem(
+        error.status, error.type, error.title, error.detail, dict(error.headers), **error.extra
+    )
 
 
 def handle_http_exception(error: HTTPException) -> Response:

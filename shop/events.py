@@ -23,15 +23,17 @@ import queue
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import redis
 from flask import Flask, current_app, has_app_context
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, SessionTransaction, scoped_session
 
 from shop.db import DbSession, db
+from shop.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -169,12 +171,19 @@ class _RedisSubscription:
 
 
 class RedisBus:
-    """Redis pub/sub per session; a counter for event ids and a short list for resume."""
+    """Redis pub/sub per session; a counter for event ids and a short list for resume.
+
+    Each open stream holds a Redis connection for as long as it lasts, so streams
+    take theirs from ``subscriber_client``'s own pool: viewers can fill that pool
+    (the next one gets a 503) but never the one that publishing, rate limits and
+    the rest of the app use.
+    """
 
     TTL_S = 7 * 24 * 3600
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, subscriber_client: Any | None = None) -> None:
         self.client = client
+        self.subscriber_client = subscriber_client or client
 
     @staticmethod
     def channel(live_session_id: int) -> str:
@@ -197,7 +206,7 @@ class RedisBus:
         self, live_session_id: int, after_id: int | None
     ) -> tuple[list[LiveEvent], Subscription]:
         channel = self.channel(live_session_id)
-        pubsub = self.client.pubsub()
+        pubsub = self.subscriber_client.pubsub()
         pubsub.subscribe(channel)
         # Wait for the server's confirmation: events published after this reach us.
         pubsub.get_message(timeout=5)
@@ -218,7 +227,13 @@ def live_bus(app: Flask | None = None) -> LiveBus:
     bus = app.extensions.get("shanhuo.live_bus")
     if bus is None:
         client = app.extensions.get("shanhuo.redis")
-        bus = RedisBus(client) if client is not None else InProcessBus()
+        if client is None:
+            bus = InProcessBus()
+        else:
+            subscribers = redis.Redis.from_url(
+                app.config["REDIS_URL"], max_connections=app.config["LIVE_EVENTS_MAX_STREAMS"]
+            )
+            bus = RedisBus(client, subscribers)
         app.extensions["shanhuo.live_bus"] = bus
     return bus  # type: ignore[no-any-return]
 
@@ -231,14 +246,49 @@ def sse_stream(
     max_s: float,
     heartbeat_s: float,
     final_event: str = "session.ended",
-) -> Iterator[str]:
+) -> Iterable[str]:
     """Server-Sent Events for one live session; holds no database connection.
 
-    Subscribes before the first chunk, replays kept events after ``after_id``, then
-    streams until ``final_event``, the client leaves, or ``max_s`` passes (the
-    browser's EventSource reconnects with ``Last-Event-ID``).
+    Subscribes at once — so a server with no room for another stream answers 503
+    (Unavailable) before the response starts — then the returned iterator replays
+    the kept events after ``after_id`` and streams until ``final_event``, the client
+    leaves, or ``max_s`` passes (the browser's EventSource reconnects with
+    ``Last-Event-ID``).
     """
-    backlog, subscription = bus.subscribe(live_session_id, after_id)
+    try:
+        backlog, subscription = bus.subscribe(live_session_id, after_id)
+    except redis.exceptions.ConnectionError as error:  # the pool is full, or Redis is down
+        log.warning("live events: no stream for session %s: %s", live_session_id, error)
+        raise Unavailable("No room for another live event stream right now; retry.") from error
+    chunks = _stream(backlog, subscription, after_id, max_s, heartbeat_s, final_event)
+    return _SseStream(chunks, subscription)
+
+
+class _SseStream:
+    """A stream's chunks. The server closes it when the response ends or the client
+    leaves; that also ends the subscription (and gives back its Redis connection)
+    when the stream never started, which closing a generator alone would not."""
+
+    def __init__(self, chunks: Generator[str, None, None], subscription: Subscription) -> None:
+        self.chunks = chunks
+        self.subscription = subscription
+
+    def __iter__(self) -> Iterator[str]:
+        return self.chunks
+
+    def close(self) -> None:
+        self.chunks.close()
+        self.subscription.close()
+
+
+def _stream(
+    backlog: list[LiveEvent],
+    subscription: Subscription,
+    after_id: int | None,
+    max_s: float,
+    heartbeat_s: float,
+    final_event: str,
+) -> Generator[str, None, None]:
     last = after_id or 0
     try:
         yield "retry: 3000\n: connected\n\n"

@@ -223,3 +223,32 @@ def test_redis_carries_events_between_separate_clients(app):
     replay, again = subscriber.subscribe(987_654, after_id=sent.id - 1)
     again.close()
     assert replay == [sent]
+
+
+@pytest.mark.redis
+def test_when_no_stream_fits_the_viewer_gets_503_and_the_rest_of_the_app_goes_on(
+    app, client, make_live_session
+):
+    """Streams hold their Redis connections in a pool of their own: when it is full the
+    next viewer gets a clean 503, and publishing (and all else on Redis) still works."""
+    session_id = make_live_session([]).id
+    db.session.close()
+    bus = events.live_bus(app)
+    full_pool = bus.subscriber_client.connection_pool
+    saved = full_pool.max_connections
+    full_pool.max_connections = len(full_pool._in_use_connections) + 1
+    try:
+        url = f"/api/v1/live-sessions/{session_id}/events"
+        first = client.get(url, buffered=False)
+        assert first.status_code == 200
+        refused = client.get(url)
+        assert refused.status_code == 503 and refused.json["type"] == "unavailable"
+        assert refused.headers["Retry-After"] == "5"
+        bus.publish(session_id, "listing.stock", {"listing_id": 1, "remaining": 3})
+        # Closing a stream that never started gives its connection back.
+        first.close()
+        second = client.get(url, buffered=False)
+        assert second.status_code == 200
+        second.close()
+    finally:
+        full_pool.max_connections = saved
