@@ -233,11 +233,11 @@ def test_when_no_stream_fits_the_viewer_gets_503_and_the_rest_of_the_app_goes_on
     next viewer gets a clean 503, and publishing (and all else on Redis) still works."""
     session_id = make_live_session([]).id
     db.session.close()
-    bus = events.live_bus(app)
-    full_pool = bus.subscriber_client.connection_pool
-    saved = full_pool.max_connections
-    full_pool.max_connections = len(full_pool._in_use_connections) + 1
+    saved_bus = app.extensions.pop("shanhuo.live_bus", None)
+    saved_max = app.config["LIVE_EVENTS_MAX_STREAMS"]
+    app.config["LIVE_EVENTS_MAX_STREAMS"] = 1
     try:
+        bus = events.live_bus(app)  # a bus with room for one stream
         url = f"/api/v1/live-sessions/{session_id}/events"
         first = client.get(url, buffered=False)
         assert first.status_code == 200
@@ -251,4 +251,5 @@ def test_when_no_stream_fits_the_viewer_gets_503_and_the_rest_of_the_app_goes_on
         assert second.status_code == 200
         second.close()
     finally:
-        full_pool.max_connections = saved
+        app.config["LIVE_EVENTS_MAX_STREAMS"] = saved_max
+        app.extensions["shanhuo.live_bus"] = saved_bus
