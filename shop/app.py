@@ -15,7 +15,7 @@ from shop import config as config_module
 from shop import errors
 from shop.api import OPENAPI_CONFIG, Api, install_converters, refuse_nul_characters
 from shop.celery_app import init_celery
-from shop.db import db, engine_options
+from shop.db import db, engine_options, ping_idle_connections
 from shop.ratelimit import MemoryRateLimiter, RedisRateLimiter
 
 MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
@@ -93,6 +93,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
     db.init_app(app)
+    if not config["DATABASE_URL"].startswith("sqlite"):
+        with app.app_context():
+            ping_idle_connections(db.engine)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, compare_type=True)
     init_celery(app)
 

@@ -17,7 +17,6 @@ from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import DateTime, MetaData, TypeDecorator, event, exc
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, registry, scoped_session
-from sqlalchemy.pool import Pool
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -98,7 +97,7 @@ PING_AFTER_IDLE_S = 10.0
 def engine_options(url: str) -> dict[str, Any]:
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
-    # No ``pool_pre_ping``: it costs every request a round trip. ``_ping_if_idle``
+    # No ``pool_pre_ping``: it costs every request a round trip. ``ping_idle_connections``
     # pings only connections that sat idle, which is where a dead one hides (a
     # restarted server, a firewall's idle timeout). A connection that dies while busy
     # fails its statement; SQLAlchemy then invalidates the pool and the request
@@ -106,29 +105,23 @@ def engine_options(url: str) -> dict[str, Any]:
     return {}
 
 
-@event.listens_for(Pool, "checkin")
-def _note_checkin(dbapi_connection: Any, connection_record: Any) -> None:
-    connection_record.info["idle_since"] = time.monotonic()
+def ping_idle_connections(engine: Engine) -> None:
+    """Ping a pooled connection at checkout when it sat idle for ``PING_AFTER_IDLE_S``
+    (the dialect's own ping); a dead one is thrown away and another checked out."""
 
+    @event.listens_for(engine, "checkin")
+    def note_checkin(dbapi_connection: Any, connection_record: Any) -> None:
+        connection_record.info["idle_since"] = time.monotonic()
 
-@event.listens_for(Pool, "checkout")
-def _ping_if_idle(dbapi_connection: Any, connection_record: Any, proxy: Any) -> None:
-    idle_since = connection_record.info.get("idle_since")
-    if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_S:
-        return
-    if type(dbapi_connection).__module__.startswith("sqlite3"):
-        return
-    try:
-        cursor = dbapi_connection.cursor()
-        was_autocommit, dbapi_connection.autocommit = dbapi_connection.autocommit, True
+    @event.listens_for(engine, "checkout")
+    def ping_if_idle(dbapi_connection: Any, connection_record: Any, proxy: Any) -> None:
+        idle_since = connection_record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_S:
+            return
         try:
-            cursor.execute(";")
-        finally:
-            cursor.close()
-            dbapi_connection.autocommit = was_autocommit
-    except Exception as error:
-        # The pool throws this connection away and checks out another.
-        raise exc.DisconnectionError() from error
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            raise exc.DisconnectionError() from error
 
 
 @event.listens_for(Engine, "connect")

@@ -185,9 +185,9 @@ def handle_database_error(error: DBAPIError) -> Response:
     log.warning("database connection lost: %s", error.orig)
     _abandon_transaction()
     return problem(
-        503,
-        "unavailable",
-        "Service unavailable",
+        Unavailable.status,
+        Unavailable.type,
+        Unavailable.title,
         "The database connection was lost; nothing was changed. Retry in a moment.",
         {"Retry-After": "1"},
     )
