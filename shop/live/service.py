@@ -88,13 +88,16 @@ def add_listing(
     allotted_qty: int,
     per_buyer_limit: int | None = None,
 ) -> LiveListing:
-    """Move ``allotted_qty`` of a product's stock into a new listing.
+    """Move ``allotted_qty`` of a product's stock into a new listing. The streamer lists
+    only their own products and house products.
 
-    Raises NotFound, Forbidden, Conflict (session ended), OutOfStock.
+    Raises NotFound, Forbidden (session or product of another streamer), Conflict
+    (session ended), OutOfStock.
     """
     live = _owned(session, live_session_id, streamer_id, lock=True)
     if live.state == SessionState.ENDED:
         raise Conflict("This session has ended; listings cannot be added.")
+    catalog.check_can_list(catalog.get_product(session, product_id), streamer_id)
     catalog.take_stock(session, product_id, allotted_qty)
     listing = LiveListing(
         session_id=live.id,
