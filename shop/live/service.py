@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import distinct, func, select, update
+from sqlalchemy import BigInteger, cast, distinct, func, select, update
 
 from media import service as media_service
 from shop import events
@@ -291,7 +291,9 @@ def session_stats(session: DbSession, live_session_id: int) -> dict[str, Any]:
     units, gmv, paid_orders = session.execute(
         select(
             func.coalesce(func.sum(OrderLine.qty), 0),
-            func.coalesce(func.sum(OrderLine.qty * OrderLine.unit_price_fen), 0),
+            # 64-bit before multiplying: two 32-bit columns multiply in 32 bits on
+            # PostgreSQL, and 999 units at a ¥1,000,000 flash price do not fit
+            func.coalesce(func.sum(OrderLine.qty * cast(OrderLine.unit_price_fen, BigInteger)), 0),
             func.count(distinct(Order.id)),
         )
         .join(Order, Order.id == OrderLine.order_id)

@@ -98,9 +98,7 @@ def refused(response) -> bool:
     return response.status_code == 403 and response.json["type"] == "forbidden"
 
 
-def test_another_streamer_can_neither_change_restock_illustrate_nor_list_a_product(
-    client, scene
-):
+def test_another_streamer_can_neither_change_restock_illustrate_nor_list_a_product(client, scene):
     before = state_of(scene["product"])
     rival = scene["headers"]["rival"]
     for method, path, body in changes(scene["product"], scene["media"], scene["sessions"]["rival"]):
