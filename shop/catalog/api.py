@@ -58,7 +58,6 @@ def product_json(
 @requires(Role.ADMIN, Role.STREAMER)
 @blp.arguments(ProductIn)
 @blp.response(201, ProductOut)
-@blp.alt_response(403, response="FORBIDDEN", description="a streamer sent packing_rate_fen")
 @blp.alt_response(409, response="CONFLICT")
 def create_product(data: dict[str, Any]) -> Any:
     """Add a product to the catalog: a streamer's own, or (by an admin) a house product.
@@ -98,7 +97,6 @@ def get_product(product_id: int) -> Any:
 @requires(Role.ADMIN, Role.STREAMER)
 @blp.arguments(ProductPatch)
 @blp.response(200, ProductOut)
-@blp.alt_response(403, response="FORBIDDEN", description="not the owner; packing_rate_fen")
 @blp.alt_response(404, response="NOT_FOUND")
 def patch_product(changes: dict[str, Any], product_id: int) -> Any:
     """Change a product's name or price (admins and the owning streamer), or its packing
@@ -132,7 +130,6 @@ def adjust_stock(data: dict[str, Any], product_id: int) -> Any:
 @blp.arguments(ImageIn)
 @blp.response(200, ProductOut)
 @blp.alt_response(404, response="NOT_FOUND")
-@blp.alt_response(403, response="FORBIDDEN", description="not the owner")
 @blp.alt_response(422, response="UNPROCESSABLE_ENTITY", description="unknown media_id")
 def attach_image(data: dict[str, Any], product_id: int) -> Any:
     """Show an uploaded image (``POST /api/v1/media``) on a product, after its others

@@ -9,8 +9,8 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from contracts.models import MAX_PREMIUM_BP, Contract, Delivery, MarketPrice
-from contracts.pricing import delivery_amount_fen
 from contracts.prices import MAX_PRICE_FEN_PER_KG
+from contracts.pricing import delivery_amount_fen
 from contracts.schemas import MAX_COMMITTED_KG, MAX_DELIVERY_G
 from shop.db import db
 from tests.contracts.conftest import SEASON_END, SEASON_START

@@ -43,7 +43,7 @@ def test_the_largest_order_at_the_largest_packing_rate_is_packed_and_paid_exactl
     _, admin = auth("admin")
     _, buyer = auth("buyer")
     workshop = make_workshop()
-    villager, villager_h = villager_at(workshop)
+    _, villager_h = villager_at(workshop)
     product_ids = []
     for n in range(MAX_LINES):
         created = client.post("/api/v1/products", json=product_body(n), headers=admin)
