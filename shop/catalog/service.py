@@ -67,7 +67,9 @@ def product_to_change(session: DbSession, product_id: int, user: Principal) -> P
     only their own. Raises NotFound, Forbidden."""
     product = get_product(session, product_id)
     if not user.has_role(Role.ADMIN) and product.owner_id != user.id:
-        raise Forbidden(f"Product {product_id} belongs to another streamer.")
+        raise Forbidden(
+            f"Only an admin or the streamer who owns product {product_id} may change it."
+        )
     return product
 
 
