@@ -8,7 +8,7 @@ from enum import StrEnum
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from shop.db import Base, utcnow
+from shop.db import Base, BigInt, utcnow
 
 
 class TaskState(StrEnum):
@@ -105,8 +105,12 @@ class PackingTask(Base):
     #: NULL while no workshop is active; assigned when one is created or reactivated
     workshop_id: Mapped[int | None] = mapped_column(ForeignKey("workshops.id"))
     state: Mapped[str] = mapped_column(String(20), default=TaskState.QUEUED)
-    piece_rate_fen: Mapped[int]  #: Σ qty × packing_rate_fen, fixed at creation, integer fen
-    expected_weight_g: Mapped[int]  #: Σ qty × unit_weight_g
+    # 64-bit: both are sums of products of two inputs (up to 20 lines × 999 units ×
+    # ¥1,000,000 a unit) and are written by a handler after the order's commit, where
+    # an overflow would leave a paid order unpacked
+    #: Σ qty × packing_rate_fen, fixed at creation, integer fen
+    piece_rate_fen: Mapped[int] = mapped_column(BigInt)
+    expected_weight_g: Mapped[int] = mapped_column(BigInt)  #: Σ qty × unit_weight_g
     paid_at: Mapped[datetime]  #: when the order was paid (for paid → packed times)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     claimed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
@@ -164,6 +168,6 @@ class EarningEntry(Base):
     task_id: Mapped[int | None] = mapped_column(ForeignKey("packing_tasks.id"), unique=True)
     #: or the entry this one corrects (then amount_fen may be negative)
     corrects_id: Mapped[int | None] = mapped_column(ForeignKey("earning_entries.id"))
-    amount_fen: Mapped[int]  #: integer fen
+    amount_fen: Mapped[int] = mapped_column(BigInt)  #: integer fen: a task's piece rate
     reason: Mapped[str | None] = mapped_column(String(200))
     earned_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -52,6 +52,9 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         #: a packed weight further than this from the expected one is flagged for review,
         #: in basis points of the expected weight (500 = 5 %)
         "PACK_WEIGHT_TOLERANCE_BP": _int("PACK_WEIGHT_TOLERANCE_BP", 500),
+        #: the piece rate (fen per unit packed) of a product created without one; only an
+        #: admin sets a product's rate (README, "Configuration")
+        "DEFAULT_PACKING_RATE_FEN": _int("DEFAULT_PACKING_RATE_FEN", 50),
         "TOKEN_TTL_S": _int("TOKEN_TTL_S", 30 * 24 * 3600),
         #: token endpoint: attempts per window, per client address and per email
         "LOGIN_RATE_LIMIT": _int("LOGIN_RATE_LIMIT", 10),
@@ -74,6 +77,8 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         if config["SHANHUO_ENV"] == "production":
             raise RuntimeError("SECRET_KEY must be set when SHANHUO_ENV=production")
         config["SECRET_KEY"] = secrets.token_hex(32)
+    if config["DEFAULT_PACKING_RATE_FEN"] < 0:
+        raise RuntimeError("DEFAULT_PACKING_RATE_FEN is a wage: 0 fen or more")
     if config["DATABASE_URL"].startswith("postgres://"):
         config["DATABASE_URL"] = "postgresql+psycopg://" + config["DATABASE_URL"][11:]
     if config["DATABASE_URL"].startswith("postgresql://"):

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import DateTime, MetaData, TypeDecorator, event, exc
+from sqlalchemy import BigInteger, DateTime, Integer, MetaData, TypeDecorator, event, exc
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, registry, scoped_session
 
@@ -44,6 +44,13 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         return value
+
+
+#: A 64-bit integer column, for a value that can pass 2³¹ − 1 (sums, products of two
+#: inputs, counts that only grow). BIGINT on PostgreSQL; on SQLite every INTEGER already
+#: holds 64 bits, so a column widened after it was created stays INTEGER there (SQLite
+#: could change the declared type only by copying the table).
+BigInt = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class Base(DeclarativeBase):

@@ -49,6 +49,7 @@ def product_json(
         "price_fen": product.price_fen,
         "stock": product.stock,
         "packing_rate_fen": product.packing_rate_fen,
+        "owner_id": product.owner_id,
         "images": product_images,
     }
 
@@ -59,8 +60,15 @@ def product_json(
 @blp.response(201, ProductOut)
 @blp.alt_response(409, response="CONFLICT")
 def create_product(data: dict[str, Any]) -> Any:
-    """Add a product to the catalog."""
-    product = service.create_product(db.session, **data)
+    """Add a product to the catalog: a streamer's own, or (by an admin) a house product.
+    Only an admin sets `packing_rate_fen`, a wage; without it the product takes
+    `DEFAULT_PACKING_RATE_FEN`."""
+    product = service.create_product_by(
+        db.session,
+        current_user(),
+        data,
+        default_packing_rate_fen=current_app.config["DEFAULT_PACKING_RATE_FEN"],
+    )
     db.session.commit()
     return product_json(product)
 
@@ -91,8 +99,9 @@ def get_product(product_id: int) -> Any:
 @blp.response(200, ProductOut)
 @blp.alt_response(404, response="NOT_FOUND")
 def patch_product(changes: dict[str, Any], product_id: int) -> Any:
-    """Change a product's name, price or packing rate."""
-    product = service.update_product(db.session, product_id, changes)
+    """Change a product's name or price (admins and the owning streamer), or its packing
+    rate (admins only)."""
+    product = service.update_product(db.session, product_id, changes, by=current_user())
     db.session.commit()
     return product_json(product)
 
@@ -123,7 +132,8 @@ def adjust_stock(data: dict[str, Any], product_id: int) -> Any:
 @blp.alt_response(404, response="NOT_FOUND")
 @blp.alt_response(422, response="UNPROCESSABLE_ENTITY", description="unknown media_id")
 def attach_image(data: dict[str, Any], product_id: int) -> Any:
-    """Show an uploaded image (``POST /api/v1/media``) on a product, after its others."""
-    images.attach_image(db.session, product_id, data["media_id"])
+    """Show an uploaded image (``POST /api/v1/media``) on a product, after its others
+    (admins and the owning streamer)."""
+    images.attach_image_by(db.session, current_user(), product_id, data["media_id"])
     db.session.commit()
     return product_json(service.get_product(db.session, product_id))

@@ -19,8 +19,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from media import service as media_service
 from media.storage import storage_from_config
+from shop.accounts.models import Principal
 from shop.catalog.models import Product
-from shop.catalog.service import get_product
+from shop.catalog.service import get_product, product_to_change
 from shop.db import Base, DbSession, utcnow
 from shop.errors import NotFound, ValidationFailed
 
@@ -65,6 +66,15 @@ def attach_image(session: DbSession, product_id: int, media_id: int) -> ProductI
     session.add(image)
     session.flush()  # a racing duplicate fails here on the UNIQUE pair
     return image
+
+
+def attach_image_by(
+    session: DbSession, user: Principal, product_id: int, media_id: int
+) -> ProductImage:
+    """``attach_image`` as ``user``: an admin, or the streamer who owns the product.
+    Raises NotFound, Forbidden, ValidationFailed."""
+    product_to_change(session, product_id, user)
+    return attach_image(session, product_id, media_id)
 
 
 def images_of(

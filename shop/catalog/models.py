@@ -6,7 +6,7 @@ from enum import StrEnum
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shop.db import Base, utcnow
+from shop.db import Base, BigInt, utcnow
 
 
 class Category(StrEnum):
@@ -27,6 +27,7 @@ class Product(Base):
         CheckConstraint("packing_rate_fen >= 0", name="packing_rate_not_negative"),
         CheckConstraint("unit_weight_g > 0", name="unit_weight_positive"),
         CheckConstraint(f"category IN ({CATEGORY_VALUES})", name="category_known"),
+        Index("ix_products_owner_id", "owner_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -36,8 +37,14 @@ class Product(Base):
     unit_label: Mapped[str] = mapped_column(String(40))  #: e.g. "500 g bag", "5 kg box"
     unit_weight_g: Mapped[int]  #: integer grams per unit
     price_fen: Mapped[int]  #: list price per unit, integer fen
-    stock: Mapped[int]  #: units on hand, not allotted to any live listing
-    packing_rate_fen: Mapped[int] = mapped_column(default=0)  #: piece rate per unit packed
+    #: units on hand, not allotted to any live listing; 64-bit: stock is added by hand
+    #: without a ceiling, and units coming back (expiry, session end) must never fail
+    stock: Mapped[int] = mapped_column(BigInt)
+    #: the piece rate per unit packed, integer fen: a wage, set only by an admin
+    packing_rate_fen: Mapped[int]
+    #: the streamer who created it, who may change it and list it; NULL for a house
+    #: product (created by an admin), which any streamer may list
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -50,7 +57,7 @@ class StockMovement(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
     delta: Mapped[int]  #: units added (+) or removed (-)
-    stock_after: Mapped[int]
+    stock_after: Mapped[int] = mapped_column(BigInt)
     reason: Mapped[str] = mapped_column(String(200))
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

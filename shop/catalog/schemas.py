@@ -20,7 +20,8 @@ class ProductIn(ma.Schema):
     unit_weight_g = Int(required=True, validate=validate.Range(min=1, max=1_000_000))
     price_fen = Fen(required=True, validate=validate.Range(min=0, max=MAX_FEN))
     stock = Int(required=True, validate=validate.Range(min=0, max=MAX_UNITS))
-    packing_rate_fen = Fen(load_default=0, validate=validate.Range(min=0, max=MAX_FEN))
+    #: admins only; absent → DEFAULT_PACKING_RATE_FEN
+    packing_rate_fen = Fen(validate=validate.Range(min=0, max=MAX_FEN))
 
 
 class ProductPatch(ma.Schema):
@@ -53,6 +54,8 @@ class ProductOut(ma.Schema):
     price_fen = Fen(required=True)
     stock = Int(required=True)
     packing_rate_fen = Fen(required=True)
+    #: the streamer who created it; null for a house product (created by an admin)
+    owner_id = ma.fields.Integer(required=True, allow_none=True)
     images = ma.fields.List(ma.fields.Nested(ImageOut), required=True)
 
 

@@ -6,18 +6,20 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from shop.accounts.models import Principal, Role
 from shop.catalog.models import Product, StockMovement
 from shop.db import DbSession
-from shop.errors import Conflict, NotFound, OutOfStock
+from shop.errors import Conflict, Forbidden, NotFound, OutOfStock
 
 EDITABLE = ("name", "price_fen", "packing_rate_fen")
 
 
-def create_product(session: DbSession, **fields: Any) -> Product:
-    """Create a product. Raises Conflict on a duplicate sku."""
+def create_product(session: DbSession, *, owner_id: int | None = None, **fields: Any) -> Product:
+    """Create a product owned by ``owner_id`` (None: a house product). Raises Conflict on
+    a duplicate sku."""
     if session.scalar(select(Product.id).where(Product.sku == fields["sku"])) is not None:
         raise Conflict(f"A product with sku {fields['sku']!r} already exists.")
-    product = Product(**fields)
+    product = Product(owner_id=owner_id, **fields)
     session.add(product)
     session.flush()  # the caller needs the id; a racing duplicate fails here on UNIQUE
     return product
@@ -39,9 +41,68 @@ def get_product_by_sku(session: DbSession, sku: str) -> Product:
     return product
 
 
-def update_product(session: DbSession, product_id: int, changes: dict[str, Any]) -> Product:
-    """Change a product's name, price or packing rate. Raises NotFound."""
+def check_can_set_packing_rate(user: Principal, fields: dict[str, Any]) -> None:
+    """A packing rate is a villager's wage: only an admin sets it, to any value (even the
+    default). Raises Forbidden."""
+    if "packing_rate_fen" in fields and not user.has_role(Role.ADMIN):
+        raise Forbidden("Only an admin sets a packing rate: it is the villagers' wage.")
+
+
+def create_product_by(
+    session: DbSession, user: Principal, fields: dict[str, Any], *, default_packing_rate_fen: int
+) -> Product:
+    """Create a product as ``user``: an admin's is a house product, a streamer's is their
+    own. Without a packing rate it takes the default. Raises Forbidden, Conflict."""
+    check_can_set_packing_rate(user, fields)
+    owner_id = None if user.has_role(Role.ADMIN) else user.id
+    return create_product(
+        session,
+        owner_id=owner_id,
+        **{"packing_rate_fen": default_packing_rate_fen, **fields},
+    )
+
+
+def product_to_change(session: DbSession, product_id: int, user: Principal) -> Product:
+    """The product, if ``user`` may change it (its images too): an admin any, a streamer
+    only their own. Raises NotFound, Forbidden."""
     product = get_product(session, product_id)
+    if not user.has_role(Role.ADMIN) and product.owner_id != user.id:
+        raise Forbidden(
+            f"Only an admin or the streamer who owns product {product_id} may change it."
+        )
+    return product
+
+
+def check_can_list(product: Product, streamer_id: int) -> None:
+    """A streamer lists their own products and house products. Raises Forbidden."""
+    if product.owner_id is not None and product.owner_id != streamer_id:
+        raise Forbidden(f"Product {product.id} belongs to another streamer.")
+
+
+def listable_products(session: DbSession, streamer_id: int, *, limit: int) -> list[Product]:
+    """The products in stock a streamer may list (their own and house products), by name."""
+    return list(
+        session.scalars(
+            select(Product)
+            .where(
+                Product.stock > 0,
+                (Product.owner_id == streamer_id) | Product.owner_id.is_(None),
+            )
+            .order_by(Product.name, Product.id)
+            .limit(limit)
+        )
+    )
+
+
+def update_product(
+    session: DbSession, product_id: int, changes: dict[str, Any], *, by: Principal
+) -> Product:
+    """Change a product's name, price or (admins only) packing rate, as ``by``.
+
+    Raises NotFound, Forbidden (another streamer's product, a streamer's packing rate).
+    """
+    product = product_to_change(session, product_id, by)
+    check_can_set_packing_rate(by, changes)
     for name in EDITABLE:
         if name in changes:
             setattr(product, name, changes[name])

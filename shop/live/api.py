@@ -97,7 +97,8 @@ def get_session(session_id: int) -> Any:
 @blp.alt_response(404, response="NOT_FOUND", description="No such session or product")
 @blp.alt_response(409, response="CONFLICT", description="out-of-stock; conflict (ended)")
 def add_listing(data: dict[str, Any], session_id: int) -> Any:
-    """Put a product on the session: moves `allotted_qty` out of the product's stock."""
+    """Put a product on the session: moves `allotted_qty` out of the product's stock.
+    The streamer lists their own products and house products (403 for another's)."""
     listing = service.add_listing(db.session, session_id, streamer_id=current_user().id, **data)
     db.session.commit()
     return listing_json(listing)

@@ -62,13 +62,18 @@ LISTINGS = [
 ]
 
 
-def _product(session: DbSession, row: tuple[str, str, str, str, int, int, int, int]) -> Product:
+def _product(
+    session: DbSession, row: tuple[str, str, str, str, int, int, int, int], owner_id: int
+) -> Product:
+    """The streamer's own product; its packing rate set as an admin would (a seed is the
+    operator's doing)."""
     sku, name, category, unit_label, weight, price, stock, packing = row
     try:
         return catalog.get_product_by_sku(session, sku)
     except NotFound:
         return catalog.create_product(
             session,
+            owner_id=owner_id,
             sku=sku,
             name=name,
             category=category,
@@ -81,8 +86,8 @@ def _product(session: DbSession, row: tuple[str, str, str, str, int, int, int, i
 
 
 def seed_demo(session: DbSession) -> list[str]:
-    products = {row[0]: _product(session, row) for row in PRODUCTS}
     streamer = demo_user(session, STREAMER_EMAIL)
+    products = {row[0]: _product(session, row, streamer.id) for row in PRODUCTS}
     existing = session.scalar(
         select(LiveSession).where(
             LiveSession.streamer_id == streamer.id, LiveSession.title == SESSION_TITLE

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from media import service as media_service
 from shop.accounts.models import Role
 from shop.catalog import images
+from shop.catalog import service as catalog
 from shop.catalog.models import Product
 from shop.db import db
 from shop.errors import DomainError, Forbidden, NotFound
@@ -162,9 +163,7 @@ def schedule() -> Any:
 def console(session_id: int) -> Any:
     """One session: listings with what remains, pin, start, end, add a listing, stats."""
     live = _own_session(session_id)
-    products = db.session.scalars(
-        select(Product).where(Product.stock > 0).order_by(Product.name).limit(200)
-    ).all()
+    products = catalog.listable_products(db.session, page_user().id, limit=200)
     return render_template(
         "live/console.html",
         live=live,

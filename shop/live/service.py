@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import distinct, func, select, update
+from sqlalchemy import BigInteger, cast, distinct, func, select, update
 
 from media import service as media_service
 from shop import events
@@ -88,13 +88,16 @@ def add_listing(
     allotted_qty: int,
     per_buyer_limit: int | None = None,
 ) -> LiveListing:
-    """Move ``allotted_qty`` of a product's stock into a new listing.
+    """Move ``allotted_qty`` of a product's stock into a new listing. The streamer lists
+    only their own products and house products.
 
-    Raises NotFound, Forbidden, Conflict (session ended), OutOfStock.
+    Raises NotFound, Forbidden (session or product of another streamer), Conflict
+    (session ended), OutOfStock.
     """
     live = _owned(session, live_session_id, streamer_id, lock=True)
     if live.state == SessionState.ENDED:
         raise Conflict("This session has ended; listings cannot be added.")
+    catalog.check_can_list(catalog.get_product(session, product_id), streamer_id)
     catalog.take_stock(session, product_id, allotted_qty)
     listing = LiveListing(
         session_id=live.id,
@@ -288,7 +291,9 @@ def session_stats(session: DbSession, live_session_id: int) -> dict[str, Any]:
     units, gmv, paid_orders = session.execute(
         select(
             func.coalesce(func.sum(OrderLine.qty), 0),
-            func.coalesce(func.sum(OrderLine.qty * OrderLine.unit_price_fen), 0),
+            # 64-bit before multiplying: two 32-bit columns multiply in 32 bits on
+            # PostgreSQL, and 999 units at a ¥1,000,000 flash price do not fit
+            func.coalesce(func.sum(OrderLine.qty * cast(OrderLine.unit_price_fen, BigInteger)), 0),
             func.count(distinct(Order.id)),
         )
         .join(Order, Order.id == OrderLine.order_id)

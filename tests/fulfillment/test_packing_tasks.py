@@ -35,12 +35,12 @@ def test_paying_an_order_queues_one_task_with_its_lines_and_piece_rate(
 
 
 def test_a_later_rate_change_does_not_change_a_queued_tasks_piece_rate(
-    db_session, make_workshop, make_product, make_paid_order
+    db_session, make_workshop, make_product, make_paid_order, make_user
 ):
     make_workshop()
     product = make_product(packing_rate_fen=40)
     order_id = make_paid_order([(product, 5)])
-    catalog.update_product(db.session, product.id, {"packing_rate_fen": 1})
+    catalog.update_product(db.session, product.id, {"packing_rate_fen": 1}, by=make_user("admin"))
     db.session.commit()
     assert task_of(order_id).piece_rate_fen == 200
 

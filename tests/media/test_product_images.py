@@ -23,9 +23,9 @@ def uploaded(upload):
 def test_a_streamer_attaches_images_and_the_product_lists_their_renditions(
     client, make_product, uploaded, uploader
 ):
-    product = make_product()
+    streamer, headers = uploader
+    product = make_product(owner_id=streamer.id)
     first, second = uploaded(640, 480), uploaded(480, 640)
-    _, headers = uploader
     url = f"/api/v1/products/{product.id}/images"
     response = client.post(url, json={"media_id": first["id"]}, headers=headers)
     assert response.status_code == 200
@@ -46,9 +46,9 @@ def test_a_streamer_attaches_images_and_the_product_lists_their_renditions(
 
 
 def test_attaching_the_same_image_twice_keeps_one_link(client, make_product, uploaded, uploader):
-    product = make_product()
+    streamer, headers = uploader
+    product = make_product(owner_id=streamer.id)
     media = uploaded()
-    _, headers = uploader
     url = f"/api/v1/products/{product.id}/images"
     for _ in range(2):
         assert client.post(url, json={"media_id": media["id"]}, headers=headers).status_code == 200
@@ -58,8 +58,8 @@ def test_attaching_the_same_image_twice_keeps_one_link(client, make_product, upl
 
 
 def test_unknown_media_is_422_and_unknown_product_404(client, make_product, uploaded, uploader):
-    _, headers = uploader
-    product = make_product()
+    streamer, headers = uploader
+    product = make_product(owner_id=streamer.id)
     response = client.post(
         f"/api/v1/products/{product.id}/images", json={"media_id": 2**31 - 1}, headers=headers
     )

@@ -99,6 +99,32 @@ def test_a_streamer_cannot_open_or_act_on_another_streamers_session(
     assert f"session-{live.id}" not in pages.get("/studio").get_data(as_text=True)
 
 
+def test_the_console_offers_and_lists_only_own_and_house_products(
+    signed_in, make_user, make_product
+):
+    streamer, pages = signed_in("streamer")
+    mine = make_product(name="我的香菇 Mine", owner_id=streamer.id, stock=5)
+    house = make_product(name="公共木耳 House", stock=5)
+    theirs = make_product(name="别人的柚子 Theirs", owner_id=make_user("streamer").id, stock=5)
+    live = make_live_session(streamer, [], start=False)
+    console = f"/studio/sessions/{live.id}"
+    html = pages.get(console).get_data(as_text=True)
+    assert f'<option value="{mine.id}">' in html
+    assert f'<option value="{house.id}">' in html
+    assert f'<option value="{theirs.id}">' not in html
+
+    form = {"product_id": theirs.id, "flash_price": "1", "allotted_qty": "1"}
+    assert pages.submit(console, f"{console}/listings", form).status_code == 302
+    assert "belongs to another streamer" in pages.get(console).get_data(as_text=True)
+    assert reload(LiveSession, live.id).listings == []
+    assert reload(Product, theirs.id).stock == 5
+    for product in (mine, house):
+        form = {"product_id": product.id, "flash_price": "1", "allotted_qty": "1"}
+        pages.submit(console, f"{console}/listings", form)
+    listed = {listing.product_id for listing in reload(LiveSession, live.id).listings}
+    assert listed == {mine.id, house.id}
+
+
 def test_the_storefront_is_public_with_the_pinned_product_first(pages, make_user, make_product):
     streamer = make_user("streamer")
     shiitake = make_product(name="香菇 Shiitake")

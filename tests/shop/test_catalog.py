@@ -5,6 +5,7 @@ import threading
 import pytest
 from sqlalchemy import select
 
+from shop import config
 from shop.catalog import service as catalog
 from shop.catalog.models import Product, StockMovement
 from shop.db import db
@@ -22,22 +23,55 @@ SHIITAKE = {
 }
 
 
-def test_a_streamer_adds_a_product_and_anyone_can_see_it(client, auth):
-    _, streamer = auth("streamer")
-    created = client.post("/api/v1/products", json=SHIITAKE, headers=streamer)
+#: what a streamer sends: a packing rate is a wage, which only an admin sets
+UNPRICED = {k: v for k, v in SHIITAKE.items() if k != "packing_rate_fen"}
+
+
+def test_a_streamer_adds_a_product_of_their_own_and_anyone_can_see_it(app, client, auth):
+    streamer_user, streamer = auth("streamer")
+    created = client.post("/api/v1/products", json=UNPRICED, headers=streamer)
     assert created.status_code == 201
     product = created.get_json()
-    assert product == {"id": product["id"], **SHIITAKE, "images": []}
+    assert product == {
+        "id": product["id"],
+        **UNPRICED,
+        "packing_rate_fen": app.config["DEFAULT_PACKING_RATE_FEN"],
+        "owner_id": streamer_user.id,
+        "images": [],
+    }
     assert client.get(f"/api/v1/products/{product['id']}").get_json() == product
 
 
-def test_packing_rate_defaults_to_zero(client, auth):
+def test_an_admin_adds_a_house_product_with_its_packing_rate(client, auth):
     _, admin = auth("admin")
-    body = {k: v for k, v in SHIITAKE.items() if k != "packing_rate_fen"}
-    assert (
-        client.post("/api/v1/products", json=body, headers=admin).get_json()["packing_rate_fen"]
-        == 0
-    )
+    created = client.post("/api/v1/products", json=SHIITAKE, headers=admin)
+    assert created.status_code == 201
+    assert created.get_json() == {
+        "id": created.get_json()["id"],
+        **SHIITAKE,
+        "owner_id": None,
+        "images": [],
+    }
+
+
+def test_a_product_created_without_a_packing_rate_takes_the_configured_default(
+    app, client, auth, monkeypatch
+):
+    monkeypatch.setitem(app.config, "DEFAULT_PACKING_RATE_FEN", 75)
+    _, admin = auth("admin")
+    created = client.post("/api/v1/products", json=UNPRICED, headers=admin)
+    assert created.get_json()["packing_rate_fen"] == 75
+    assert db.session.get(Product, created.get_json()["id"]).packing_rate_fen == 75
+
+
+def test_the_default_packing_rate_is_fifty_fen_a_unit(monkeypatch):
+    monkeypatch.delenv("DEFAULT_PACKING_RATE_FEN", raising=False)
+    assert config.load()["DEFAULT_PACKING_RATE_FEN"] == 50
+
+
+def test_a_negative_default_packing_rate_is_refused_at_startup():
+    with pytest.raises(RuntimeError, match="DEFAULT_PACKING_RATE_FEN"):
+        config.load({"DEFAULT_PACKING_RATE_FEN": -1})
 
 
 def test_a_duplicate_sku_is_a_conflict(client, auth):

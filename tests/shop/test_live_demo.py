@@ -25,6 +25,8 @@ def test_the_demo_session_is_seeded_once_with_its_allotments_moved(app, db_sessi
     ]
     shiitake = catalog.get_product_by_sku(db.session, "QG-SHIITAKE-500")
     assert shiitake.stock == 200 and shiitake.packing_rate_fen == 60
+    # the demo streamer sells their own workshop's goods
+    assert shiitake.owner_id == demo[0].streamer_id
     assert catalog.get_product_by_sku(db.session, "ZK-POMELO-5KG").unit_weight_g == 5000
     count = db.session.scalar(select(func.count()).select_from(LiveSession))
     assert count == len(sessions)
