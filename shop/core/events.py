@@ -306,11 +306,8 @@ def dead_events(session: DbSession, *, limit: int = 100) -> list[OutboxEvent]:
 
 def outbox_counts(session: DbSession) -> dict[str, int]:
     """Rows per state (every state present, zero when none)."""
-    counts = dict(
-        session.execute(
-            select(OutboxEvent.state, func.count()).group_by(OutboxEvent.state)
-        ).tuples()
-    )
+    rows = session.execute(select(OutboxEvent.state, func.count()).group_by(OutboxEvent.state))
+    counts = {state: count for state, count in rows.tuples()}
     return {state.value: int(counts.get(state.value, 0)) for state in OutboxState}
 
 
