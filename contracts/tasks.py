@@ -22,7 +22,9 @@ from contracts.payouts.providers import (
     TransferUnreachable,
     payout_provider,
 )
-from shop.db import db, utcnow
+from shop.celery_app import MAX_COUNTDOWN_S
+from shop.core.transaction import unit_of_work
+from shop.db import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +51,7 @@ def send_payout_now(payout_id: int, provider: PayoutProvider | None = None) -> S
     rather than a payout that could be sent twice.
     """
     provider = provider or payout_provider(current_app.config)
-    session = db.session
-    try:
+    with unit_of_work() as session:
         request = service.claim_payout(
             session,
             payout_id,
@@ -59,41 +60,44 @@ def send_payout_now(payout_id: int, provider: PayoutProvider | None = None) -> S
             now=utcnow(),
             sending_lease=sending_lease(),
         )
-        session.commit()
-    except Exception:
-        session.rollback()
-        raise
     if request is None:
         payout = session.get(Payout, payout_id)
         return SendOutcome(payout_id, payout.state if payout else "missing")
 
     unreachable = False
-    try:
-        transfer_id = provider.transfer(request)
-    except TransferRefused as error:
-        log.warning("payout %s refused: %s", payout_id, error.message)
-        service.record_failed(session, payout_id, message=error.message)
-    except TransferUnreachable as error:
-        log.warning("payout %s: provider unreachable: %s", payout_id, error)
-        unreachable = True
-        service.record_failed(
-            session, payout_id, message=f"Payment provider unreachable, will retry: {error}"
-        )
-    else:
-        service.record_paid(session, payout_id, transfer_id=transfer_id, now=utcnow())
-    session.commit()
+    with unit_of_work(session):
+        try:
+            transfer_id = provider.transfer(request)
+        except TransferRefused as error:
+            log.warning("payout %s refused: %s", payout_id, error.message)
+            service.record_failed(session, payout_id, message=error.message)
+        except TransferUnreachable as error:
+            log.warning("payout %s: provider unreachable: %s", payout_id, error)
+            unreachable = True
+            service.record_failed(
+                session, payout_id, message=f"Payment provider unreachable, will retry: {error}"
+            )
+        else:
+            service.record_paid(session, payout_id, transfer_id=transfer_id, now=utcnow())
     payout = session.get(Payout, payout_id)
     assert payout is not None
     session.refresh(payout)
     return SendOutcome(payout_id, payout.state, unreachable)
 
 
-@shared_task(name="contracts.send_payout", bind=True, acks_late=True, max_retries=MAX_RETRIES)
+@shared_task(
+    name="contracts.send_payout",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=MAX_RETRIES,
+)
 def send_payout(self: object, payout_id: int) -> str:
     """Send one payout (idempotent). Network failures retry with exponential backoff, with
-    the same idempotency key; a refusal stays ``failed`` until the next payout run."""
+    the same idempotency key; a refusal stays ``failed`` until the next payout run. The
+    delay stays under the broker's visibility timeout (``MAX_COUNTDOWN_S``)."""
     outcome = send_payout_now(payout_id)
     request = self.request  # type: ignore[attr-defined]
     if outcome.unreachable and not request.is_eager and request.retries < MAX_RETRIES:
-        raise self.retry(countdown=min(3600, 30 * 2**request.retries))  # type: ignore[attr-defined]
+        raise self.retry(countdown=min(MAX_COUNTDOWN_S, 30 * 2**request.retries))  # type: ignore[attr-defined]
     return outcome.state

@@ -11,13 +11,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from fulfillment.errors import AlreadyMember, NotAMember, NotAVillager
 from fulfillment.models import PackingTask, PackingTaskLine, TaskState, Workshop, WorkshopMember
 from shop.accounts import service as accounts
 from shop.accounts.models import Principal, Role
 from shop.catalog import service as catalog
+from shop.core.sql import dialect_insert
 from shop.db import DbSession
 from shop.errors import NotFound
 from shop.orders import service as orders
@@ -205,9 +205,8 @@ def create_packing_task(session: DbSession, order_id: int, *, now: datetime) -> 
     }
     # INSERT … ON CONFLICT DO NOTHING: a duplicate event racing this one inserts nothing
     # and raises nothing; whoever lost returns the winner's task.
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     task_id = session.execute(
-        dialect.insert(PackingTask)
+        dialect_insert(session, PackingTask)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["order_id"])
         .returning(PackingTask.id)

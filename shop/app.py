@@ -72,13 +72,18 @@ def demo_seeders() -> list[Any]:
 
 
 def _subscribe_domain_events() -> None:
-    """Who reacts to the shop's domain events; handlers send Celery tasks by name."""
-    from fulfillment.tasks import on_order_gone, on_order_paid
-    from shop import events
+    """Who reacts to the shop's domain events, by stable names (outbox rows carry them)."""
+    from fulfillment.tasks import (
+        CREATE_PACKING_TASK,
+        DROP_PACKING_TASK,
+        on_order_gone,
+        on_order_paid,
+    )
+    from shop.core import events
 
-    events.subscribe("order.paid", on_order_paid)
-    events.subscribe("order.cancelled", on_order_gone)
-    events.subscribe("order.refunded", on_order_gone)
+    events.subscribe("order.paid", on_order_paid, name=CREATE_PACKING_TASK)
+    events.subscribe("order.cancelled", on_order_gone, name=DROP_PACKING_TASK)
+    events.subscribe("order.refunded", on_order_gone, name=DROP_PACKING_TASK)
 
 
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:

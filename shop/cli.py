@@ -1,19 +1,24 @@
-"""The ``shanhuo`` command: Flask's CLI over the app, plus users and demo data.
+"""The ``shanhuo`` command: Flask's CLI over the app, plus users, demo data and events.
 
-``shanhuo run``, ``shanhuo db upgrade`` (Flask-Migrate), ``shanhuo users create``,
-``shanhuo seed-demo``.
+``shanhuo run`` (Flask's, plus the beat schedule when no broker is configured),
+``shanhuo db upgrade`` (Flask-Migrate), ``shanhuo users create``, ``shanhuo seed-demo``,
+``shanhuo events failed`` and ``shanhuo events retry ID``.
 """
 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 from flask import Flask, current_app
-from flask.cli import FlaskGroup, with_appcontext
+from flask.cli import FlaskGroup, ScriptInfo, get_debug_flag, run_command, with_appcontext
+from werkzeug.serving import is_running_from_reloader
 
 from shop.accounts import service as accounts
 from shop.accounts.models import Role
+from shop.core import events as domain_events
+from shop.core.beat import start_embedded_beat
 from shop.db import db
 from shop.errors import DomainError
 
@@ -27,6 +32,27 @@ def _create_app() -> Flask:
 @click.group(cls=FlaskGroup, create_app=_create_app, add_default_commands=True)
 def main() -> None:
     """Shanhuo (山货): live-stream selling of mountain produce."""
+
+
+@click.pass_context
+def _run_with_beat(ctx: click.Context, **options: Any) -> None:
+    # With the reloader, the first process only watches files and restarts the second,
+    # which serves: the schedule runs in that one (and in the only one without it).
+    reload = options["reload"] if options["reload"] is not None else get_debug_flag()
+    if not reload or is_running_from_reloader():
+        start_embedded_beat(ctx.ensure_object(ScriptInfo).load_app())
+    ctx.invoke(run_command, **options)
+
+
+main.add_command(
+    click.Command(
+        "run",
+        callback=_run_with_beat,
+        params=run_command.params,
+        help=f"{run_command.help}\n\nWithout CELERY_BROKER_URL, also runs the beat schedule.",
+        short_help=run_command.short_help,
+    )
+)
 
 
 users = click.Group("users", help="Manage users.")
@@ -81,6 +107,39 @@ def seed_demo() -> None:
         db.session.commit()
 
 
+events = click.Group("events", help="Domain events that kept failing (the outbox).")
+
+
+@events.command("failed")
+@click.option("--limit", default=100, show_default=True)
+@with_appcontext
+def events_failed(limit: int) -> None:
+    """List the dead events (newest first) and the outbox's counts."""
+    counts = domain_events.outbox_counts(db.session)
+    click.echo(" ".join(f"{state}={count}" for state, count in counts.items()))
+    for row in domain_events.dead_events(db.session, limit=limit):
+        click.echo(
+            f"{row.id}\t{row.event}\t{row.handler}\t{row.payload}\tattempts={row.attempts}"
+            f"\tsince {row.created_at:%Y-%m-%d %H:%M:%S}Z\t{row.last_error}"
+        )
+    db.session.rollback()
+
+
+@events.command("retry")
+@click.argument("outbox_id", type=int)
+@with_appcontext
+def events_retry(outbox_id: int) -> None:
+    """Give a dead event a new round of attempts (its handler runs again now)."""
+    try:
+        domain_events.retry_dead(db.session, outbox_id)
+        db.session.commit()
+    except DomainError as error:
+        db.session.rollback()
+        raise click.ClickException(error.detail) from None
+    click.echo(f"event {outbox_id} sent again")
+
+
 def register_commands(app: Flask) -> None:
     app.cli.add_command(users)
     app.cli.add_command(seed_demo)
+    app.cli.add_command(events)

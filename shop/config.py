@@ -68,6 +68,19 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "LIVE_EVENTS_STREAM_S": _int("LIVE_EVENTS_STREAM_S", 600),
         # per process: each open stream holds a Redis connection from its own pool
         "LIVE_EVENTS_MAX_STREAMS": _int("LIVE_EVENTS_MAX_STREAMS", 1000),
+        #: Celery on Redis: an unacknowledged task (its worker died) is redelivered after
+        #: this (see shop/celery_app.py)
+        "CELERY_VISIBILITY_TIMEOUT_S": _int("CELERY_VISIBILITY_TIMEOUT_S", 600),
+        #: run every periodic task at this interval instead of its own (tests, demos)
+        "BEAT_INTERVAL_S": _int("BEAT_INTERVAL_S", 0) or None,
+        #: domain events' outbox (shop/core/events.py): an event sent but not done after
+        #: OUTBOX_LEASE_S is sent again; a failing handler is retried after
+        #: OUTBOX_RETRY_BASE_S, doubling up to OUTBOX_RETRY_MAX_S, and parked as dead
+        #: after OUTBOX_MAX_ATTEMPTS failures
+        "OUTBOX_LEASE_S": _int("OUTBOX_LEASE_S", 300),
+        "OUTBOX_MAX_ATTEMPTS": _int("OUTBOX_MAX_ATTEMPTS", 10),
+        "OUTBOX_RETRY_BASE_S": _int("OUTBOX_RETRY_BASE_S", 10),
+        "OUTBOX_RETRY_MAX_S": _int("OUTBOX_RETRY_MAX_S", 3600),
         #: contracts: a payout claimed for sending this long ago (sender died) is retried
         "PAYOUT_SENDING_LEASE_S": _int("PAYOUT_SENDING_LEASE_S", 900),
     }

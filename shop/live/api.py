@@ -7,10 +7,11 @@ from typing import Any
 
 from flask import Response, current_app
 
-from shop import events
 from shop.accounts.models import Role
 from shop.api import Blueprint
 from shop.auth import current_user, public, requires
+from shop.core.live_bus import live_bus
+from shop.core.sse import sse_stream
 from shop.db import db
 from shop.errors import Forbidden
 from shop.live import service
@@ -201,8 +202,8 @@ def session_events(headers: dict[str, Any], session_id: int) -> Any:
     if current_app.testing:
         # Bounded under test so a client reading to the end (the API fuzzer) returns.
         max_s = min(max_s, float(config.get("LIVE_EVENTS_TESTING_STREAM_S", 0.5)))
-    stream = events.sse_stream(
-        events.live_bus(),
+    stream = sse_stream(
+        live_bus(),
         session_id,
         after_id=after_id,
         max_s=0 if ended else max_s,

@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy import BigInteger, cast, distinct, func, select, update
 
 from media import service as media_service
-from shop import events
 from shop.catalog import service as catalog
+from shop.core.live_bus import publish_live
 from shop.db import DbSession, utcnow
 from shop.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from shop.live.models import LiveListing, LiveSession, SessionState
@@ -111,7 +111,7 @@ def add_listing(
     session.add(listing)
     session.flush()  # the id goes into the event and the response
     session.refresh(live, ["listings"])
-    events.publish_live(
+    publish_live(
         session, live.id, "listing.stock", listing_id=listing.id, remaining=listing.remaining
     )
     return listing
@@ -129,7 +129,7 @@ def start_session(session: DbSession, live_session_id: int, *, streamer_id: int)
     )
     session.flush()
     session.refresh(live, ["listings"])
-    events.publish_live(session, live.id, "session.started", session_id=live.id)
+    publish_live(session, live.id, "session.started", session_id=live.id)
     return live
 
 
@@ -144,7 +144,7 @@ def pin_listing(
         raise Conflict("This session has ended.")
     live.pinned_listing_id = listing_id
     session.flush()
-    events.publish_live(session, live.id, "listing.pinned", listing_id=listing_id)
+    publish_live(session, live.id, "listing.pinned", listing_id=listing_id)
     return live
 
 
@@ -169,12 +169,12 @@ def end_session(session: DbSession, live_session_id: int, *, streamer_id: int) -
             .returning(LiveListing.product_id, LiveListing.returned_qty)
         ).one()
         returned[row.product_id] += row.returned_qty
-        events.publish_live(session, live.id, "listing.stock", listing_id=listing_id, remaining=0)
+        publish_live(session, live.id, "listing.stock", listing_id=listing_id, remaining=0)
     for product_id in sorted(returned):
         if returned[product_id]:
             catalog.put_back_stock(session, product_id, returned[product_id])
     session.refresh(live, ["listings"])
-    events.publish_live(session, live.id, "session.ended", session_id=live.id)
+    publish_live(session, live.id, "session.ended", session_id=live.id)
     return live
 
 
@@ -263,11 +263,9 @@ def listing_refusal(session: DbSession, listing_id: int) -> tuple[bool, int]:
 
 
 def _stock_changed(session: DbSession, live_session_id: int, listing_id: int, left: int) -> None:
-    events.publish_live(
-        session, live_session_id, "listing.stock", listing_id=listing_id, remaining=left
-    )
+    publish_live(session, live_session_id, "listing.stock", listing_id=listing_id, remaining=left)
     if left == 0:
-        events.publish_live(session, live_session_id, "listing.sold_out", listing_id=listing_id)
+        publish_live(session, live_session_id, "listing.sold_out", listing_id=listing_id)
 
 
 # --------------------------------------------------------------------------- stats

@@ -16,10 +16,10 @@ from typing import Any
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy import insert as sql_insert
-from sqlalchemy.dialects import postgresql, sqlite
 
-from shop import events
 from shop.catalog.models import Product
+from shop.core import events
+from shop.core.sql import dialect_insert
 from shop.db import DbSession, reads_outside_transaction, utcnow
 from shop.errors import Conflict, NotFound, OutOfStock, ValidationFailed
 from shop.live.models import LiveListing
@@ -146,9 +146,8 @@ def place_order(
     }
     # ON CONFLICT DO NOTHING: a concurrent request with the same key waits on the
     # UNIQUE (buyer_id, idempotency_key) index, then finds the winner's order.
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     order_id = session.scalar(
-        insert(Order)
+        dialect_insert(session, Order)
         .values(**values)
         .on_conflict_do_nothing(index_elements=[Order.buyer_id, Order.idempotency_key])
         .returning(Order.id)

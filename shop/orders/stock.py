@@ -12,9 +12,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from shop.catalog import service as catalog
+from shop.core.sql import dialect_insert
 from shop.db import DbSession
 from shop.errors import Conflict, OutOfStock
 from shop.live import service as live
@@ -120,9 +120,7 @@ def _count(session: DbSession, item: Units, *, enforce: bool) -> None:
             listing_id=item.listing_id,
             per_buyer_limit=limit,
         )
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    upsert = insert(ListingBuyerUnits).values(
+    upsert = dialect_insert(session, ListingBuyerUnits).values(
         listing_id=item.listing_id, buyer_id=item.buyer_id, units=item.qty
     )
     stmt = upsert.on_conflict_do_update(

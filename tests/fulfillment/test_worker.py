@@ -15,8 +15,8 @@ from sqlalchemy import func, select
 from fulfillment import service
 from fulfillment.models import PackingTask, TaskState
 from fulfillment.tasks import CREATE_PACKING_TASK
-from shop import events
 from shop.celery_app import send_task
+from shop.core import events
 from shop.db import db
 from shop.orders import service as orders
 from tests.fulfillment.conftest import SHIPPING

@@ -177,7 +177,7 @@ class Recorder:
 
 @pytest.fixture
 def paid_events() -> Iterator[Recorder]:
-    from shop import events
+    from shop.core import events
 
     recorder = Recorder()
     events.subscribe("order.paid", recorder)

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from shop import events
 from shop.accounts.models import User
+from shop.core import events
 from shop.db import db
 from shop.orders import service
 

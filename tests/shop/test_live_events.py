@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from shop import events
+from shop.core import live_bus
 from shop.db import db
 from shop.live import service as live
 from tests.shop.conftest import SHIPPING
@@ -210,8 +210,8 @@ def test_redis_carries_events_between_separate_clients(app):
     """Two web processes: one publishes, the other's subscriber receives (and can resume)."""
     import redis
 
-    publisher = events.RedisBus(redis.Redis.from_url(app.config["REDIS_URL"]))
-    subscriber = events.RedisBus(redis.Redis.from_url(app.config["REDIS_URL"]))
+    publisher = live_bus.RedisBus(redis.Redis.from_url(app.config["REDIS_URL"]))
+    subscriber = live_bus.RedisBus(redis.Redis.from_url(app.config["REDIS_URL"]))
     backlog, subscription = subscriber.subscribe(987_654, after_id=None)
     try:
         assert backlog == []
@@ -237,7 +237,7 @@ def test_when_no_stream_fits_the_viewer_gets_503_and_the_rest_of_the_app_goes_on
     saved_max = app.config["LIVE_EVENTS_MAX_STREAMS"]
     app.config["LIVE_EVENTS_MAX_STREAMS"] = 1
     try:
-        bus = events.live_bus(app)  # a bus with room for one stream
+        bus = live_bus.live_bus(app)  # a bus with room for one stream
         url = f"/api/v1/live-sessions/{session_id}/events"
         first = client.get(url, buffered=False)
         assert first.status_code == 200

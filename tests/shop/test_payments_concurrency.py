@@ -100,7 +100,7 @@ def test_double_clicks_on_pay_in_the_sandbox_all_get_the_one_stored_payment(app,
 def test_the_same_webhook_event_delivered_at_once_by_many_threads_acts_exactly_once(
     app, shop, stripe_on
 ):
-    from shop import events
+    from shop.core import events
     from shop.orders import service as orders
 
     headers, order_id = shop.headers, shop.order_id

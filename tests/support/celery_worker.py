@@ -20,6 +20,14 @@ from shop.db import db
 
 REPO = Path(__file__).resolve().parents[2]
 
+#: the running workers, by the path of their log (what ``celery_worker`` yields)
+_processes: dict[Path, subprocess.Popen[bytes]] = {}
+
+
+def process_of(log_path: Path) -> subprocess.Popen[bytes]:
+    """The worker process writing ``log_path`` (to kill it, say)."""
+    return _processes[log_path]
+
 
 @contextlib.contextmanager
 def broker_app(app_config: dict[str, Any], **overrides: Any) -> Iterator[Flask]:
@@ -36,11 +44,17 @@ def broker_app(app_config: dict[str, Any], **overrides: Any) -> Iterator[Flask]:
 
 @contextlib.contextmanager
 def celery_worker(
-    app_config: dict[str, Any], tmp_path: Path, name: str, env: dict[str, str] | None = None
+    app_config: dict[str, Any],
+    tmp_path: Path,
+    name: str,
+    env: dict[str, str] | None = None,
+    args: list[str] | None = None,
 ) -> Iterator[Path]:
-    """Run a worker until the block ends; yields the path of its log."""
+    """Run a worker until the block ends; yields the path of its log. ``env`` overrides
+    its environment (e.g. another ``CELERY_BROKER_URL``), ``args`` adds to its command
+    line (e.g. ``-B`` to run the beat schedule in it)."""
     redis_url = os.environ["REDIS_URL"]
-    log_path = tmp_path / "worker.log"
+    log_path = tmp_path / f"{name}.log"
     worker_env = {
         **os.environ,
         "DATABASE_URL": app_config["DATABASE_URL"],
@@ -53,7 +67,7 @@ def celery_worker(
     command = [
         sys.executable, "-m", "celery", "-A", "wsgi.celery_app", "worker", "--pool=solo",
         "--loglevel=INFO", "--without-gossip", "--without-mingle", "--without-heartbeat",
-        "-n", f"{name}-{os.getpid()}@%h",
+        "-n", f"{name}-{os.getpid()}@%h", *(args or []),
     ]  # fmt: skip
     with open(log_path, "w") as log:
         worker = subprocess.Popen(
@@ -65,8 +79,10 @@ def celery_worker(
             if worker.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the Celery worker did not start:\n{log_path.read_text()}")
             time.sleep(0.2)
+        _processes[log_path] = worker
         yield log_path
     finally:
+        _processes.pop(log_path, None)
         worker.terminate()
         try:
             worker.wait(timeout=30)

@@ -1,0 +1,94 @@
+"""Server-Sent Events for one live session, read from the live-event bus."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Generator, Iterable, Iterator
+
+import redis
+
+from shop.core.live_bus import LiveBus, LiveEvent, Subscription
+from shop.errors import Unavailable
+
+log = logging.getLogger(__name__)
+
+
+def sse_stream(
+    bus: LiveBus,
+    live_session_id: int,
+    *,
+    after_id: int | None,
+    max_s: float,
+    heartbeat_s: float,
+    final_event: str = "session.ended",
+) -> Iterable[str]:
+    """Server-Sent Events for one live session; holds no database connection.
+
+    Subscribes at once — so a server with no room for another stream answers 503
+    (Unavailable) before the response starts — then the returned iterator replays
+    the kept events after ``after_id`` and streams until ``final_event``, the client
+    leaves, or ``max_s`` passes (the browser's EventSource reconnects with
+    ``Last-Event-ID``).
+    """
+    try:
+        backlog, subscription = bus.subscribe(live_session_id, after_id)
+    except redis.exceptions.ConnectionError as error:  # the pool is full, or Redis is down
+        log.warning("live events: no stream for session %s: %s", live_session_id, error)
+        raise Unavailable("No room for another live event stream right now; retry.") from error
+    chunks = _stream(backlog, subscription, after_id, max_s, heartbeat_s, final_event)
+    return _SseStream(chunks, subscription)
+
+
+class _SseStream:
+    """A stream's chunks. The server closes it when the response ends or the client
+    leaves; that also ends the subscription (and gives back its Redis connection)
+    when the stream never started, which closing a generator alone would not."""
+
+    def __init__(self, chunks: Generator[str, None, None], subscription: Subscription) -> None:
+        self.chunks = chunks
+        self.subscription = subscription
+
+    def __iter__(self) -> Iterator[str]:
+        return self.chunks
+
+    def close(self) -> None:
+        self.chunks.close()
+        self.subscription.close()
+
+
+def _stream(
+    backlog: list[LiveEvent],
+    subscription: Subscription,
+    after_id: int | None,
+    max_s: float,
+    heartbeat_s: float,
+    final_event: str,
+) -> Generator[str, None, None]:
+    last = after_id or 0
+    try:
+        yield "retry: 3000\n: connected\n\n"
+        for record in backlog:
+            last = record.id
+            yield record.sse()
+            if record.event == final_event:
+                return
+        start = time.monotonic()
+        next_beat = start + heartbeat_s
+        while True:
+            now = time.monotonic()
+            if now - start >= max_s:
+                return
+            if now >= next_beat:
+                yield ": heartbeat\n\n"
+                next_beat = now + heartbeat_s
+            wait = min(1.0, next_beat - now, start + max_s - now)
+            received = subscription.get(timeout=wait)
+            if received is None or received.id <= last:
+                continue
+            last = received.id
+            yield received.sse()
+            if received.event == final_event:
+                return
+    finally:
+        subscription.close()
