@@ -1,7 +1,7 @@
 """outbox: domain events kept until their handler's work is done
 
 Revision ID: 0011_outbox
-Revises: 0009_queue_by_age
+Revises: 0010_product_owner
 
 One row per (event, subscribed handler), written in the transaction that caused the
 event (``shop/core/events.py``). The sweep reads pending rows by due time, the
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011_outbox"
-down_revision = "0009_queue_by_age"
+down_revision = "0010_product_owner"
 branch_labels = None
 depends_on = None
 
