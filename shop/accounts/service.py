@@ -78,9 +78,7 @@ def _check_length(password: str, field: str) -> None:
         )
 
 
-def authenticate(
-    session: DbSession, *, email: str, password: str, scrypt_n: int = 2**15
-) -> User:
+def authenticate(session: DbSession, *, email: str, password: str, scrypt_n: int = 2**15) -> User:
     """The user with this email and password. Raises BadCredentials.
 
     ``scrypt_n`` is the cost new hashes are made with: an unknown email is checked

@@ -207,7 +207,11 @@ def register(client: Any, address: str) -> Any:
     n = next(_numbers)
     return client.post(
         "/api/v1/auth/register",
-        json={"email": f"new{n}-{os.getpid()}@b.cn", "password": "long-enough", "display_name": "x"},
+        json={
+            "email": f"new{n}-{os.getpid()}@b.cn",
+            "password": "long-enough",
+            "display_name": "x",
+        },
         environ_base={"REMOTE_ADDR": address},
     )
 
@@ -243,9 +247,7 @@ def test_sign_in_works_when_redis_does_not_answer(app, app_config, db_session, c
         with caplog.at_level(logging.WARNING):
             created = register(client, "192.0.2.50")
             email = created.get_json()["email"] if created.status_code == 201 else None
-            signed_in = [
-                token(client, email or "", "long-enough", "192.0.2.50") for _ in range(3)
-            ]
+            signed_in = [token(client, email or "", "long-enough", "192.0.2.50") for _ in range(3)]
             wrong = token(client, email or "", "wrong password", "192.0.2.50")
     finally:
         with offline.app_context():

@@ -124,4 +124,3 @@ def test_a_right_password_gives_its_attempt_back_to_the_address(limiter):
         begin_sign_in(limiter, rules, email=an_email(), address=address, now=now).succeeded()
     assert attempt_fails(limiter, rules, an_email(), address, now)
     assert not attempt_fails(limiter, rules, an_email(), address, now)
-
