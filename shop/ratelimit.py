@@ -76,6 +76,7 @@ class MemoryRateLimiter:
         # key → (value, expires at by time.monotonic()); a queue: (count, {gate: next at}, expires)
         self._counters: dict[str, tuple[int, float]] = {}
         self._queues: dict[str, tuple[int, dict[str, float], float]] = {}
+        self._prune_at = self.MAX_KEYS
 
     def hit(self, key: str, limit: int, window_s: int) -> bool:
         window = int(time.time()) // window_s
@@ -88,11 +89,13 @@ class MemoryRateLimiter:
         return count <= limit
 
     def _prune(self) -> None:
-        if len(self._counters) + len(self._queues) <= self.MAX_KEYS:
+        if len(self._counters) + len(self._queues) <= self._prune_at:
             return
         alive = time.monotonic()
         self._counters = {k: v for k, v in self._counters.items() if v[1] > alive}
         self._queues = {k: v for k, v in self._queues.items() if v[2] > alive}
+        # when most keys are alive, wait for twice as many: pruning stays rare
+        self._prune_at = max(self.MAX_KEYS, 2 * (len(self._counters) + len(self._queues)))
 
     def add(self, key: str, delta: int, ttl_s: int) -> int:
         with self._lock:
