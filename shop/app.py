@@ -16,7 +16,8 @@ from shop import errors
 from shop.api import OPENAPI_CONFIG, Api, install_converters, refuse_nul_characters
 from shop.celery_app import init_celery
 from shop.db import db, engine_options, ping_idle_connections
-from shop.ratelimit import MemoryRateLimiter, RedisRateLimiter
+from shop.proxy import trust_proxies
+from shop.ratelimit import FailOpenLimiter, MemoryRateLimiter, RedisRateLimiter
 
 MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
 
@@ -104,10 +105,13 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, compare_type=True)
     init_celery(app)
 
+    trust_proxies(app)
     if app.config["REDIS_URL"]:
         client = redis.Redis.from_url(app.config["REDIS_URL"], socket_timeout=5)
         app.extensions["shanhuo.redis"] = client
-        app.extensions["shanhuo.ratelimiter"] = RedisRateLimiter(client)
+        app.extensions["shanhuo.ratelimiter"] = FailOpenLimiter(
+            RedisRateLimiter(client), MemoryRateLimiter()
+        )
     else:
         app.extensions["shanhuo.ratelimiter"] = MemoryRateLimiter()
 

@@ -56,9 +56,17 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         #: admin sets a product's rate (README, "Configuration")
         "DEFAULT_PACKING_RATE_FEN": _int("DEFAULT_PACKING_RATE_FEN", 50),
         "TOKEN_TTL_S": _int("TOKEN_TTL_S", 30 * 24 * 3600),
-        #: token endpoint: attempts per window, per client address and per email
-        "LOGIN_RATE_LIMIT": _int("LOGIN_RATE_LIMIT", 10),
+        #: proxies in front that append to X-Forwarded-For/-Proto; 0 trusts no header
+        "TRUSTED_PROXY_COUNT": _int("TRUSTED_PROXY_COUNT", 0),
+        #: sign-in (shop.accounts.throttle): failures an account takes before it slows
+        #: down; a client address may fail 10× that per window
+        "LOGIN_RATE_LIMIT": _int("LOGIN_RATE_LIMIT", 5),
         "LOGIN_RATE_WINDOW_S": _int("LOGIN_RATE_WINDOW_S", 60),
+        #: the longest wait a slowed-down account asks for (the delay doubles up to it)
+        "LOGIN_DELAY_MAX_S": _int("LOGIN_DELAY_MAX_S", 60),
+        #: registrations per client address and window (each costs a 32 MiB scrypt)
+        "REGISTER_RATE_LIMIT": _int("REGISTER_RATE_LIMIT", 20),
+        "REGISTER_RATE_WINDOW_S": _int("REGISTER_RATE_WINDOW_S", 600),
         #: scrypt cost; lowered only by the test suite to keep it fast
         "PASSWORD_SCRYPT_N": _int("PASSWORD_SCRYPT_N", 2**15),
         "SHOP_TIMEZONE": env("SHOP_TIMEZONE", "Asia/Shanghai"),

@@ -72,6 +72,12 @@ class RateLimited(DomainError):
     status = 429
     title = "Too many requests"
 
+    def __init__(self, detail: str | None = None, *, retry_after_s: int = 60) -> None:
+        super().__init__(detail)
+        self.retry_after_s = max(1, retry_after_s)
+        # per instance: how long depends on the limit that was hit
+        self.headers = {"Retry-After": str(self.retry_after_s)}  # type: ignore[misc]
+
 
 class Unavailable(DomainError):
     """Our side is full or a dependency does not answer; nothing was changed."""

@@ -56,6 +56,7 @@ def app_config(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "SECRET_KEY": "test-secret",
         "PASSWORD_SCRYPT_N": 2**10,
         "LOGIN_RATE_LIMIT": 10_000,
+        "REGISTER_RATE_LIMIT": 10_000,
         "CELERY_BROKER_URL": None,
     }
 

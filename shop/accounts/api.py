@@ -1,18 +1,32 @@
-"""Accounts endpoints: register, token, revoke, me, admin user creation."""
+"""Accounts endpoints: register, token, revoke, me, password, admin user creation; and the
+sign-in throttle's Flask side, which the login page shares."""
 
 from __future__ import annotations
 
+import math
+import time
 from typing import Any
 
-from flask import current_app, request
+from flask import current_app
 
-from shop.accounts import service
-from shop.accounts.models import Role
-from shop.accounts.schemas import AdminUserIn, RegisterIn, TokenIn, TokenOut, UserOut
+from shop.accounts import service, throttle
+from shop.accounts.models import Role, User
+from shop.accounts.schemas import (
+    AdminUserIn,
+    PasswordChangeIn,
+    RegisterIn,
+    TokenIn,
+    TokenOut,
+    UserOut,
+)
+from shop.accounts.service import BadCredentials, WrongPassword
+from shop.accounts.throttle import SignInAttempt, SignInRules, begin_sign_in
 from shop.api import Blueprint
 from shop.auth import bearer_token, current_user, public, requires
 from shop.db import db
 from shop.errors import RateLimited
+from shop.proxy import client_address
+from shop.ratelimit import RateLimiter
 
 blp = Blueprint("accounts", __name__, url_prefix="/api/v1", description="Accounts and tokens")
 
@@ -35,21 +49,77 @@ def _create(data: dict[str, Any], roles: list[str]) -> Any:
 @blp.arguments(RegisterIn)
 @blp.response(201, UserOut)
 @blp.alt_response(409, response="CONFLICT")
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
 def register(data: dict[str, Any]) -> Any:
-    """Create a buyer account."""
+    """Create a buyer account (limited per client address: each costs a scrypt hash)."""
+    check_registration_rate()
     return _create(data, [Role.BUYER.value])
 
 
-def check_sign_in_rate(email: str) -> None:
-    """Count a sign-in attempt (token endpoint and page login share it). Raises RateLimited."""
-    limiter = current_app.extensions["shanhuo.ratelimiter"]
-    limit = current_app.config["LOGIN_RATE_LIMIT"]
-    window = current_app.config["LOGIN_RATE_WINDOW_S"]
-    client = request.remote_addr or "unknown"
-    by_client = limiter.hit(f"token:ip:{client}", limit * 5, window)
-    by_email = limiter.hit(f"token:email:{service.normalize_email(email)}", limit, window)
-    if not (by_client and by_email):
-        raise RateLimited("Too many sign-in attempts; wait a minute and try again.")
+def _limiter() -> RateLimiter:
+    return current_app.extensions["shanhuo.ratelimiter"]  # type: ignore[no-any-return]
+
+
+def sign_in_attempt(email: str) -> SignInAttempt:
+    """Let one password check for ``email`` through the sign-in throttle (the token
+    endpoint, the login page and the password change share it). Raises RateLimited."""
+    return begin_sign_in(
+        _limiter(),
+        SignInRules.from_config(current_app.config),
+        email=email,
+        address=client_address(),
+        now=throttle.now(),
+    )
+
+
+def authenticate(email: str, password: str) -> User:
+    """The user with this email and password, through the throttle.
+
+    Raises RateLimited, BadCredentials."""
+    attempt = sign_in_attempt(email)
+    try:
+        user = service.authenticate(
+            db.session,
+            email=email,
+            password=password,
+            scrypt_n=current_app.config["PASSWORD_SCRYPT_N"],
+        )
+    except BadCredentials:
+        attempt.failed()
+        raise
+    attempt.succeeded()
+    return user
+
+
+def change_password(user: User, current_password: str, new_password: str) -> None:
+    """A new password for ``user``; the current one is checked through the throttle.
+
+    Raises ValidationFailed, RateLimited, WrongPassword."""
+    service.check_new_password(new_password)
+    attempt = sign_in_attempt(user.email)
+    try:
+        service.change_password(
+            db.session,
+            user,
+            current_password=current_password,
+            new_password=new_password,
+            scrypt_n=current_app.config["PASSWORD_SCRYPT_N"],
+        )
+    except WrongPassword:
+        attempt.failed()
+        raise
+    attempt.succeeded()
+
+
+def check_registration_rate() -> None:
+    """Count one registration from this client address. Raises RateLimited."""
+    limit = current_app.config["REGISTER_RATE_LIMIT"]
+    window = current_app.config["REGISTER_RATE_WINDOW_S"]
+    if not _limiter().hit(f"register:{client_address()}", limit, window):
+        raise RateLimited(
+            "Too many new accounts from this address; try again later.",
+            retry_after_s=math.ceil(window - time.time() % window),
+        )
 
 
 @blp.route("/auth/token", methods=["POST"])
@@ -60,8 +130,7 @@ def check_sign_in_rate(email: str) -> None:
 @blp.alt_response(429, response="TOO_MANY_REQUESTS")
 def create_token(data: dict[str, Any]) -> Any:
     """Exchange email and password for a bearer token."""
-    check_sign_in_rate(data["email"])
-    user = service.authenticate(db.session, email=data["email"], password=data["password"])
+    user = authenticate(data["email"], data["password"])
     token, expires_at = service.issue_token(
         db.session, user, ttl_s=current_app.config["TOKEN_TTL_S"]
     )
@@ -84,6 +153,20 @@ def revoke_token() -> None:
 def me() -> Any:
     """The signed-in user."""
     return service.get_user(db.session, current_user().id)
+
+
+@blp.route("/me/password", methods=["POST"])
+@requires()
+@blp.arguments(PasswordChangeIn)
+@blp.response(204)
+@blp.alt_response(403, response="FORBIDDEN")
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+def change_my_password(data: dict[str, Any]) -> None:
+    """Change your password: every token and page session of yours ends, this one too."""
+    user = service.get_user(db.session, current_user().id)
+    assert user is not None  # the token was just resolved to this user
+    change_password(user, data["current_password"], data["new_password"])
+    db.session.commit()
 
 
 @blp.route("/admin/users", methods=["POST"])

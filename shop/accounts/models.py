@@ -29,6 +29,8 @@ class User(Base):
     email: Mapped[str] = mapped_column(String(254), unique=True)  #: stored lower-case
     display_name: Mapped[str] = mapped_column(String(100))
     password_hash: Mapped[str] = mapped_column(String(255))  #: scrypt$N$r$p$salt$hash
+    #: page cookies carry the version they were issued under; adding one ends them all
+    session_version: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     role_rows: Mapped[list[UserRole]] = relationship(

@@ -7,6 +7,7 @@ cost can rise later without invalidating existing hashes.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
@@ -41,5 +42,8 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(actual, base64.b64decode(expected))
 
 
-#: Verified against when the email is unknown, so both paths cost the same time.
-DUMMY_HASH = hash_password("not-a-real-password", n=2**14)
+@functools.cache
+def dummy_hash(n: int) -> str:
+    """Verified against when the email is unknown. Made with the cost real hashes are
+    made with (``PASSWORD_SCRYPT_N``), so an unknown email takes as long as a known one."""
+    return hash_password(secrets.token_urlsafe(16), n=n)

@@ -30,6 +30,15 @@ class TokenIn(ma.Schema):
     password = ma.fields.String(required=True, load_only=True, validate=validate.Length(max=1024))
 
 
+class PasswordChangeIn(ma.Schema):
+    current_password = ma.fields.String(
+        required=True, load_only=True, validate=validate.Length(max=1024)
+    )
+    new_password = ma.fields.String(
+        required=True, load_only=True, validate=validate.Length(min=MIN_LENGTH, max=1024)
+    )
+
+
 class TokenOut(ma.Schema):
     token = ma.fields.String(required=True)
     expires_at = ma.fields.AwareDateTime(required=True)

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, select, update
 
 from shop.accounts.models import ApiToken, Caller, Role, User, UserRole
-from shop.accounts.passwords import DUMMY_HASH, MIN_LENGTH, hash_password, verify_password
+from shop.accounts.passwords import MIN_LENGTH, dummy_hash, hash_password, verify_password
 from shop.db import DbSession, reads_outside_transaction, utcnow
 from shop.errors import Conflict, DomainError, ValidationFailed
 
@@ -19,6 +19,14 @@ class BadCredentials(DomainError):
     type = "unauthorized"
     status = 401
     title = "Wrong email or password"
+
+
+class WrongPassword(DomainError):
+    """A signed-in user's current password, asked again before a change, was wrong."""
+
+    type = "forbidden"
+    status = 403
+    title = "The current password is wrong"
 
 
 def normalize_email(email: str) -> str:
@@ -46,11 +54,7 @@ def create_user(
             "Roles must be some of admin, streamer, buyer, villager, farmer.",
             {"roles": [f"Unknown role: {r}" for r in sorted(unknown)] or ["At least one role."]},
         )
-    if len(password) < MIN_LENGTH:
-        raise ValidationFailed(
-            f"The password must be at least {MIN_LENGTH} characters.",
-            {"password": [f"At least {MIN_LENGTH} characters."]},
-        )
+    _check_length(password, "password")
     email = normalize_email(email)
     if session.scalar(select(User.id).where(User.email == email)) is not None:
         raise Conflict("An account with this email already exists.")
@@ -66,11 +70,22 @@ def create_user(
     return user
 
 
-def authenticate(session: DbSession, *, email: str, password: str) -> User:
-    """The user with this email and password. Raises BadCredentials."""
+def _check_length(password: str, field: str) -> None:
+    if len(password) < MIN_LENGTH:
+        raise ValidationFailed(
+            f"The password must be at least {MIN_LENGTH} characters.",
+            {field: [f"At least {MIN_LENGTH} characters."]},
+        )
+
+
+def authenticate(session: DbSession, *, email: str, password: str, scrypt_n: int = 2**15) -> User:
+    """The user with this email and password. Raises BadCredentials.
+
+    ``scrypt_n`` is the cost new hashes are made with: an unknown email is checked
+    against a dummy hash of that cost, so it answers as slowly as a known one."""
     user = session.scalar(select(User).where(User.email == normalize_email(email)))
     if user is None:
-        verify_password(password, DUMMY_HASH)
+        verify_password(password, dummy_hash(scrypt_n))
         raise BadCredentials()
     if not verify_password(password, user.password_hash):
         raise BadCredentials()
@@ -125,3 +140,44 @@ def revoke_token(session: DbSession, token: str) -> None:
 
 def get_user(session: DbSession, user_id: int) -> User | None:
     return session.get(User, user_id)
+
+
+def end_page_sessions(session: DbSession, user: User) -> None:
+    """End every page session of ``user``: each cookie issued before is refused (sign out)."""
+    # in SQL, so two sign-outs at once both count
+    user.session_version = User.session_version + 1  # type: ignore[assignment]
+    # flush: a session that stays signed in takes the new version into its cookie
+    session.flush()
+
+
+def sign_out_everywhere(session: DbSession, user: User) -> None:
+    """End every page session and revoke every bearer token of ``user``."""
+    end_page_sessions(session, user)
+    session.execute(
+        update(ApiToken)
+        .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+
+
+def check_new_password(password: str, field: str = "new_password") -> None:
+    """Raises ValidationFailed when ``password`` is too short to be a password here."""
+    _check_length(password, field)
+
+
+def change_password(
+    session: DbSession,
+    user: User,
+    *,
+    current_password: str,
+    new_password: str,
+    scrypt_n: int = 2**15,
+) -> None:
+    """Set a new password and end every page session and token of the user.
+
+    Raises ValidationFailed (too short), WrongPassword (the current password is wrong)."""
+    check_new_password(new_password)
+    if not verify_password(current_password, user.password_hash):
+        raise WrongPassword("The current password is not right.")
+    user.password_hash = hash_password(new_password, n=scrypt_n)
+    sign_out_everywhere(session, user)

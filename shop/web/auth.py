@@ -1,5 +1,9 @@
 """Who is looking at a page: a signed cookie session (Flask's), not a bearer token.
 
+The cookie carries the user's ``session_version``; a cookie of an older version is
+refused, so the server can end sessions that live in browsers (sign out, sign out
+everywhere, a changed password).
+
 ``@login_required("villager")`` sends a visitor who is not signed in to ``/login`` and
 answers a signed-in user without the role with the HTML 403 page. It sets
 ``_shanhuo_access`` like ``shop.auth.requires``, so the test that every endpoint names
@@ -23,6 +27,8 @@ from shop.errors import Forbidden
 F = TypeVar("F", bound=Callable[..., Any])
 
 SESSION_USER = "uid"
+#: the user's ``session_version`` when the cookie was issued; a newer one ends it
+SESSION_VERSION = "sv"
 
 
 def _clear() -> None:
@@ -37,9 +43,12 @@ def sign_in(user: User) -> None:
     _clear()
     session.permanent = True
     session[SESSION_USER] = user.id
+    session[SESSION_VERSION] = user.session_version
 
 
 def sign_out() -> None:
+    """Forget the session in this browser (ending it on the server is the caller's
+    ``end_page_sessions``: a copy of the cookie saved elsewhere would still work)."""
     _clear()
 
 
@@ -52,6 +61,10 @@ def signed_in_user() -> User | None:
     cached = g.get("page_user")
     if cached is None or cached.id != user_id:
         cached = g.page_user = service.get_user(db.session, user_id)
+    if cached is None or cached.session_version != session.get(SESSION_VERSION):
+        # ended on the server: signed out, signed out everywhere, password changed
+        _clear()
+        return None
     return cached  # type: ignore[no-any-return]
 
 

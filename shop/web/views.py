@@ -15,15 +15,23 @@ from flask import (
 )
 from sqlalchemy import select
 
+from shop.accounts import api as accounts_api
 from shop.accounts import service as accounts
-from shop.accounts.api import check_sign_in_rate
 from shop.accounts.models import Role
-from shop.accounts.service import BadCredentials
+from shop.accounts.service import BadCredentials, WrongPassword
 from shop.db import db
-from shop.errors import RateLimited
+from shop.errors import RateLimited, ValidationFailed
 from shop.live.models import LiveSession, SessionState
-from shop.web import current_lang, flash_message, page_blueprint
-from shop.web.auth import login_required, public_page, safe_next, sign_in, sign_out
+from shop.web import current_lang, flash_message, flash_refusal, page_blueprint
+from shop.web.auth import (
+    login_required,
+    page_user,
+    public_page,
+    safe_next,
+    sign_in,
+    sign_out,
+    signed_in_user,
+)
 from shop.web.messages import text
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -52,8 +60,6 @@ def _pages_for(user: Any) -> list[tuple[str, str]]:
 @login_required()
 def home() -> Any:
     """Role landing: straight to the one page a person works on, else a short menu."""
-    from shop.web.auth import page_user
-
     user = page_user()
     pages = _pages_for(user)
     if len(pages) == 1 and not user.has_role(Role.ADMIN):
@@ -70,35 +76,85 @@ def home() -> Any:
 @bp.route("/login", methods=["GET", "POST"])
 @public_page
 def login() -> Any:
-    """Email and password into a cookie session; the token endpoint's rate limits apply."""
+    """Email and password into a cookie session; the token endpoint's throttle applies."""
     next_url = safe_next(request.args.get("next"))
     email = ""
     error = None
     status = 200
+    headers: dict[str, str] = {}
     if request.method == "POST":
         email = request.form.get("email", "").strip()[:254]
         password = request.form.get("password", "")
         try:
-            check_sign_in_rate(email)
             if len(password) > MAX_PASSWORD:
                 raise BadCredentials()
-            user = accounts.authenticate(db.session, email=email, password=password)
-        except RateLimited:
+            user = accounts_api.authenticate(email, password)
+        except RateLimited as limited:
             error, status = text("too_many_logins", current_lang()), 429
+            headers = limited.headers
         except BadCredentials:
             error, status = text("wrong_login", current_lang()), 200
         else:
             sign_in(user)
             return redirect(next_url or url_for("web.home"))
     page = render_template("web/login.html", next=next_url, email=email, error=error)
-    return page, status
+    return page, status, headers
 
 
 @bp.route("/logout", methods=["POST"])
 @public_page
 def logout() -> Any:
+    """Sign out: this user's page sessions end on the server, wherever a cookie was saved."""
+    user = signed_in_user()
+    if user is not None:
+        accounts.end_page_sessions(db.session, user)
+        db.session.commit()
     sign_out()
     flash_message("signed_out")
+    return redirect(url_for("web.login"))
+
+
+@bp.route("/account", methods=["GET"])
+@login_required()
+def account() -> Any:
+    """Who you are, a new password, and signing out everywhere."""
+    return render_template("web/account.html")
+
+
+@bp.route("/account/password", methods=["POST"])
+@login_required()
+def change_password() -> Any:
+    """Every other session and token ends; this browser stays signed in with a new cookie."""
+    user = page_user()
+    current = request.form.get("current_password", "")[:MAX_PASSWORD]
+    new = request.form.get("new_password", "")
+    try:
+        if len(new) > MAX_PASSWORD:
+            raise ValidationFailed("The new password is too long.")
+        accounts_api.change_password(user, current, new)
+    except WrongPassword:
+        flash_message("wrong_current_password", "error")
+        return redirect(url_for("web.account"))
+    except ValidationFailed as refused:
+        flash_refusal(refused)
+        return redirect(url_for("web.account"))
+    except RateLimited:
+        flash_message("too_many_logins", "error")
+        return redirect(url_for("web.account"))
+    db.session.commit()
+    sign_in(user)
+    flash_message("password_changed")
+    return redirect(url_for("web.account"))
+
+
+@bp.route("/account/sign-out-everywhere", methods=["POST"])
+@login_required()
+def sign_out_everywhere() -> Any:
+    """End every page session and API token of this user, this one too."""
+    accounts.sign_out_everywhere(db.session, page_user())
+    db.session.commit()
+    sign_out()
+    flash_message("signed_out_everywhere")
     return redirect(url_for("web.login"))
 
 

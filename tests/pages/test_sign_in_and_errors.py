@@ -76,30 +76,6 @@ def test_a_wrong_password_shows_a_message_and_signs_nobody_in(pages, make_user):
     assert pages.get("/workshop").status_code == 302  # still sent to /login
 
 
-def test_login_attempts_are_rate_limited_like_the_token_endpoint(app, pages, make_user):
-    user = make_user("villager")
-    address = {"REMOTE_ADDR": "192.0.2.77"}  # a client of its own: earlier tests used 127.0.0.1
-    form = {"email": user.email, "password": "wrong password", "csrf_token": pages.token()}
-    saved = {k: app.config[k] for k in ("LOGIN_RATE_LIMIT", "LOGIN_RATE_WINDOW_S")}
-    app.config.update(LOGIN_RATE_LIMIT=2, LOGIN_RATE_WINDOW_S=3600)
-    try:
-        statuses = [
-            pages.client.post("/login", data=form, environ_base=address).status_code
-            for _ in range(3)
-        ]
-        # The page and the token endpoint count against the same limit.
-        api = pages.client.post(
-            "/api/v1/auth/token",
-            json={"email": user.email, "password": "x"},
-            environ_base=address,
-        )
-    finally:
-        app.config.update(saved)
-    assert statuses == [200, 200, 429]
-    assert api.status_code == 429
-    assert api.mimetype == "application/problem+json"
-
-
 def test_after_signing_in_you_go_back_where_you_were_sent_from(pages, make_user):
     user = make_user("farmer")
     first = pages.get("/farmer")
