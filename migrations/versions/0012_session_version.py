@@ -1,7 +1,7 @@
 """users.session_version: page sessions that end on the server
 
 Revision ID: 0012_session_version
-Revises: 0009_queue_by_age
+Revises: 0011_outbox
 
 A page cookie carries the user's ``session_version`` from when it was issued; every
 page request compares it with the row. Signing out, "sign out everywhere" and a
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012_session_version"
-down_revision = "0009_queue_by_age"
+down_revision = "0011_outbox"
 branch_labels = None
 depends_on = None
 
