@@ -13,10 +13,11 @@ from flask_migrate import Migrate
 
 from shop import config as config_module
 from shop import errors
-from shop.api import OPENAPI_CONFIG, Api, install_converters, refuse_nul_characters
+from shop.api import OPENAPI_CONFIG, Api, install_converters
 from shop.celery_app import init_celery
 from shop.db import db, engine_options, ping_idle_connections
 from shop.ratelimit import MemoryRateLimiter, RedisRateLimiter
+from shop.request_guard import refuse_unreadable_input
 
 MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
 
@@ -108,7 +109,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     api = Api(app)
     install_converters(app, api)
-    app.before_request(refuse_nul_characters)
+    app.before_request(refuse_unreadable_input)
     app.extensions["shanhuo.api"] = api
     for blueprint in _blueprints():
         api.register_blueprint(blueprint)
