@@ -242,6 +242,10 @@ def _parse_line(
     """One data line → a row, or the message saying what is wrong with it."""
     if len(fields) != len(CSV_HEADER):
         return None, f"Expected {len(CSV_HEADER)} fields, found {len(fields)}."
+    if any("\x00" in field for field in fields):
+        # Refused like a NUL anywhere else: no text column can hold one (and a sku with
+        # one would fail the product lookup on PostgreSQL).
+        return None, "A field contains a NUL character."
     sku, grade, price_text, date_text, source = (f.strip() for f in fields)
     problems: list[str] = []
 

@@ -145,11 +145,11 @@ def test_without_a_configured_secret_no_event_is_believed(client, shop):
         '{"id": "evt_\\u0000", "type": "charge.refunded", "data": {"object": {}}}',
     ],
 )
-def test_a_signed_body_that_is_not_an_event_is_a_422(client, stripe_on, body):
+def test_a_signed_body_that_is_not_an_event_is_a_400(client, stripe_on, body):
     response = deliver(client, body)
 
-    assert response.status_code == 422
-    assert response.json["type"] == "validation"
+    assert response.status_code == 400
+    assert response.json["type"] == "malformed"
     assert processed_count() == 0
 
 
