@@ -82,7 +82,9 @@ def unstorable_field(value: Any, path: str = "") -> tuple[str, str] | None:
     else:
         return None
     for key, inner in items:
-        where = f"{path}.{key}" if path else str(key)
+        # the path goes into the error answer: a surrogate in a key is shown escaped
+        name = str(key).encode("utf-8", "backslashreplace").decode("utf-8")
+        where = f"{path}.{name}" if path else name
         problem = unstorable_field(str(key), where) or unstorable_field(inner, where)
         if problem:
             return problem
