@@ -269,10 +269,11 @@ def _parse_line(
     price = 0
     if not INT_PATTERN.fullmatch(price_text):
         problems.append(f"price_fen_per_kg must be a whole number of fen, not {price_text!r}")
+    # the length first: int() refuses a number of over 4,300 digits with an exception
+    elif len(price_text) > 18 or not 1 <= int(price_text) <= MAX_PRICE_FEN_PER_KG:
+        problems.append(f"price_fen_per_kg must be between 1 and {MAX_PRICE_FEN_PER_KG}")
     else:
         price = int(price_text)
-        if not 1 <= price <= MAX_PRICE_FEN_PER_KG:
-            problems.append(f"price_fen_per_kg must be between 1 and {MAX_PRICE_FEN_PER_KG}")
 
     effective_on: date | None = None
     if DATE_PATTERN.fullmatch(date_text):
