@@ -18,6 +18,7 @@ from shop.catalog import service as catalog
 from shop.catalog.models import Product
 from shop.db import DbSession
 from shop.errors import Conflict, NotFound, ValidationFailed
+from shop.inputs import integer_bounds
 
 CSV_HEADER = ("product_sku", "grade", "price_fen_per_kg", "effective_on", "source")
 MAX_PRICE_FEN_PER_KG = 1_000_000  #: ¥10,000 per kg: far above any produce we buy
@@ -120,7 +121,7 @@ def list_market_prices(
         day_text, _, id_text = cursor.partition(":")
         try:
             after_day, after_id = date.fromisoformat(day_text), int(id_text)
-            if not 0 < after_id < 2**31:
+            if not 0 < after_id <= integer_bounds(MarketPrice.__table__.c.id.type)[1]:
                 raise ValueError(id_text)
         except ValueError:
             raise ValidationFailed(

@@ -76,19 +76,21 @@ def verify_stripe_event(payload: bytes, signature: str | None, secret: str | Non
     return _readable_event(loads_json(payload))
 
 
-#: What handling each event type reads from ``data.object``, as field → expected type;
-#: the first field names the PaymentIntent and must be there.
-_HANDLED_FIELDS: dict[str, dict[str, type]] = {
-    "payment_intent.succeeded": {
-        "id": str,
-        "amount": int,
-        "amount_received": int,
-        "currency": str,
-        "client_secret": str,
-        "metadata": dict,
-    },
-    "payment_intent.payment_failed": {"id": str, "last_payment_error": dict},
-    "charge.refunded": {"payment_intent": str, "amount": int, "amount_refunded": int},
+#: The field of ``data.object`` naming the PaymentIntent, for each event type we handle.
+_INTENT_FIELD = {
+    "payment_intent.succeeded": "id",
+    "payment_intent.payment_failed": "id",
+    "charge.refunded": "payment_intent",
+}
+#: The other fields handling may read, with the type each must have when present.
+_OPTIONAL_FIELDS: dict[str, type] = {
+    "amount": int,
+    "amount_received": int,
+    "amount_refunded": int,
+    "currency": str,
+    "client_secret": str,
+    "metadata": dict,
+    "last_payment_error": dict,
 }
 
 
@@ -103,16 +105,19 @@ def _readable_event(body: Any) -> PaymentEvent:
     event_id, event_type = body.get("id"), body.get("type")
     data = body.get("data")
     obj = data.get("object") if isinstance(data, dict) else None
-    if not _fits(event_id, ProcessedEvent.event_id):
+    if not isinstance(event_id, str) or not _fits(event_id, ProcessedEvent.event_id):
         raise Malformed("The event has no usable `id`.")
-    if not _fits(event_type, ProcessedEvent.event_type):
+    if not isinstance(event_type, str) or not _fits(event_type, ProcessedEvent.event_type):
         raise Malformed("The event has no usable `type`.")
     if not isinstance(obj, dict):
         raise Malformed("The event has no `data.object`.")
-    fields = _HANDLED_FIELDS.get(event_type, {})
-    for name, expected in fields.items():
+    if event_type not in _INTENT_FIELD:
+        return PaymentEvent("stripe", event_id, event_type, obj)  # acknowledged, not read
+    if not _fits(obj.get(_INTENT_FIELD[event_type]), Payment.payment_id):
+        raise Malformed(f"`data.object.{_INTENT_FIELD[event_type]}` is not a PaymentIntent id.")
+    for name, expected in _OPTIONAL_FIELDS.items():
         value = obj.get(name)
-        if value is None and name != next(iter(fields)):
+        if value is None:
             continue
         if expected is str and not _fits(value, Payment.payment_id):
             raise Malformed(f"`data.object.{name}` is not a usable string.")
