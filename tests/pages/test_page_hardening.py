@@ -45,3 +45,24 @@ def test_a_page_session_cookie_makes_even_a_non_html_answer_not_stored(signed_in
     response = pages.client.get("/api/v1/products")
 
     assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_the_api_docs_render_in_a_browser_that_can_reach_no_other_host(live_server, phone):
+    """Swagger UI works offline: every request to another host is cut, and it still renders."""
+    from playwright.sync_api import expect
+
+    page = phone("en")
+    elsewhere: list[str] = []
+
+    def only_ours(route, request):
+        if request.url.startswith(live_server.url):
+            route.continue_()
+        else:
+            elsewhere.append(request.url)
+            route.abort()
+
+    page.route("**/*", only_ours)
+    page.goto("/api/docs")
+
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("Shanhuo")
+    assert elsewhere == []
