@@ -18,6 +18,7 @@ from shop.catalog import service as catalog
 from shop.catalog.models import Product
 from shop.db import DbSession
 from shop.errors import Conflict, NotFound, ValidationFailed
+from shop.inputs import integer_bounds
 
 CSV_HEADER = ("product_sku", "grade", "price_fen_per_kg", "effective_on", "source")
 MAX_PRICE_FEN_PER_KG = 1_000_000  #: ¥10,000 per kg: far above any produce we buy
@@ -120,7 +121,7 @@ def list_market_prices(
         day_text, _, id_text = cursor.partition(":")
         try:
             after_day, after_id = date.fromisoformat(day_text), int(id_text)
-            if not 0 < after_id < 2**31:
+            if not 0 < after_id <= integer_bounds(MarketPrice.__table__.c.id.type)[1]:
                 raise ValueError(id_text)
         except ValueError:
             raise ValidationFailed(
@@ -242,6 +243,10 @@ def _parse_line(
     """One data line → a row, or the message saying what is wrong with it."""
     if len(fields) != len(CSV_HEADER):
         return None, f"Expected {len(CSV_HEADER)} fields, found {len(fields)}."
+    if any("\x00" in field for field in fields):
+        # Refused like a NUL anywhere else: no text column can hold one (and a sku with
+        # one would fail the product lookup on PostgreSQL).
+        return None, "A field contains a NUL character."
     sku, grade, price_text, date_text, source = (f.strip() for f in fields)
     problems: list[str] = []
 
@@ -265,10 +270,11 @@ def _parse_line(
     price = 0
     if not INT_PATTERN.fullmatch(price_text):
         problems.append(f"price_fen_per_kg must be a whole number of fen, not {price_text!r}")
+    # the length first: int() refuses a number of over 4,300 digits with an exception
+    elif len(price_text) > 18 or not 1 <= int(price_text) <= MAX_PRICE_FEN_PER_KG:
+        problems.append(f"price_fen_per_kg must be between 1 and {MAX_PRICE_FEN_PER_KG}")
     else:
         price = int(price_text)
-        if not 1 <= price <= MAX_PRICE_FEN_PER_KG:
-            problems.append(f"price_fen_per_kg must be between 1 and {MAX_PRICE_FEN_PER_KG}")
 
     effective_on: date | None = None
     if DATE_PATTERN.fullmatch(date_text):

@@ -1,27 +1,26 @@
 from __future__ import annotations
 
-from typing import Any
-
 import marshmallow as ma
 from marshmallow import validate
 
-from contracts.models import MAX_PREMIUM_BP, MIN_PREMIUM_BP, STANDARD_GRADE
+from contracts.models import (
+    MAX_PREMIUM_BP,
+    MIN_PREMIUM_BP,
+    STANDARD_GRADE,
+    Adjustment,
+    Contract,
+    Delivery,
+    FarmerProfile,
+    MarketPrice,
+    Payout,
+)
 from contracts.prices import GRADE_PATTERN, MAX_PRICE_FEN_PER_KG
 from shop.api import Fen, Int, ListQuery, page_schema
+from shop.inputs import FullMatch, Input, Text
 
 MAX_COMMITTED_KG = 1_000_000  #: 1,000 t: keeps grams within a 32-bit column
 MAX_DELIVERY_G = 100_000_000  #: 100 t in one delivery
 MAX_ADJUSTMENT_FEN = 10_000_000_000  #: ¥100 million either way
-
-
-class FullMatch(validate.Regexp):
-    """A regex the whole value must match (``re.match`` with ``$`` lets a trailing newline
-    through); documented in OpenAPI as the same ``pattern``."""
-
-    def __call__(self, value: Any) -> Any:
-        if self.regex.fullmatch(value) is None:
-            raise ma.ValidationError(self._format_error(value))
-        return value
 
 
 #: Not blank, and no control characters (PostgreSQL text refuses NUL; none belong in a
@@ -33,7 +32,8 @@ _printable_text = FullMatch(
 
 
 def _text(max_length: int, **kwargs: object) -> ma.fields.String:
-    return ma.fields.String(
+    """Free text, trimmed (``Text``), then not blank and printable."""
+    return Text(
         validate=[validate.Length(min=1, max=max_length), _printable_text],
         **kwargs,  # type: ignore[arg-type]
     )
@@ -52,15 +52,18 @@ def _grade(**kwargs: object) -> ma.fields.String:
 # ---------------------------------------------------------------------------- farmers
 
 
-class FarmerProfileIn(ma.Schema):
+class FarmerProfileIn(Input):
     village = _text(100, allow_none=True)
     phone = ma.fields.String(
         allow_none=True,
         validate=[validate.Length(min=3, max=40), FullMatch(r"^\+?[0-9][0-9 -]*[0-9]$")],
     )
 
+    class Meta:
+        model = FarmerProfile
 
-class PayoutAccountIn(ma.Schema):
+
+class PayoutAccountIn(Input):
     stripe_account_id = ma.fields.String(
         required=True,
         validate=[
@@ -71,6 +74,9 @@ class PayoutAccountIn(ma.Schema):
             ),
         ],
     )
+
+    class Meta:
+        model = FarmerProfile
 
 
 class FarmerOut(ma.Schema):
@@ -85,12 +91,15 @@ class FarmerOut(ma.Schema):
 # ---------------------------------------------------------------------------- market prices
 
 
-class MarketPriceIn(ma.Schema):
+class MarketPriceIn(Input):
     product_id = Int(required=True, validate=validate.Range(min=1, max=2**31 - 1))
     grade = _grade(load_default=STANDARD_GRADE)
     price_fen_per_kg = Fen(required=True, validate=validate.Range(min=1, max=MAX_PRICE_FEN_PER_KG))
     effective_on = ma.fields.Date(required=True)
     source = _text(200, required=True)
+
+    class Meta:
+        model = MarketPrice
 
 
 class MarketPriceOut(ma.Schema):
@@ -111,6 +120,9 @@ class MarketPriceQuery(ListQuery):
     product_id = ma.fields.Integer(validate=validate.Range(min=1, max=2**31 - 1))
     grade = _grade()
 
+    class Meta:
+        model = MarketPrice
+
 
 class ImportLineError(ma.Schema):
     line = ma.fields.Integer(required=True)
@@ -122,7 +134,7 @@ class ImportOut(ma.Schema):
     errors = ma.fields.List(ma.fields.Nested(ImportLineError), required=True)
 
 
-class ContractIn(ma.Schema):
+class ContractIn(Input):
     farmer_id = Int(required=True, validate=validate.Range(min=1, max=2**31 - 1))
     product_id = Int(required=True, validate=validate.Range(min=1, max=2**31 - 1))
     grade = _grade(load_default=STANDARD_GRADE)
@@ -138,9 +150,12 @@ class ContractIn(ma.Schema):
     starts_on = ma.fields.Date(required=True)
     ends_on = ma.fields.Date(required=True)
 
+    class Meta:
+        model = Contract
 
-class TerminateIn(ma.Schema):
-    reason = _text(500, required=True)
+
+class TerminateIn(Input):
+    reason = _text(500, required=True, metadata={"column": Contract.termination_reason})
 
 
 class ContractOut(ma.Schema):
@@ -165,10 +180,13 @@ class ContractOut(ma.Schema):
 ContractPage = page_schema(ContractOut, "ContractPage")
 
 
-class DeliveryIn(ma.Schema):
+class DeliveryIn(Input):
     delivered_on = ma.fields.Date(required=True)
     weight_g = Int(required=True, validate=validate.Range(min=1, max=MAX_DELIVERY_G))
     grade = _grade()
+
+    class Meta:
+        model = Delivery
 
 
 class DeliveryOut(ma.Schema):
@@ -190,7 +208,7 @@ class DeliveryOut(ma.Schema):
 DeliveryPage = page_schema(DeliveryOut, "DeliveryPage")
 
 
-class AdjustmentIn(ma.Schema):
+class AdjustmentIn(Input):
     amount_fen = Fen(
         required=True,
         validate=[
@@ -201,6 +219,9 @@ class AdjustmentIn(ma.Schema):
     reason = _text(500, required=True)
     delivery_id = Int(validate=validate.Range(min=1, max=2**31 - 1))
     adjusted_on = ma.fields.Date()
+
+    class Meta:
+        model = Adjustment
 
 
 class AdjustmentOut(ma.Schema):
@@ -216,8 +237,11 @@ class AdjustmentOut(ma.Schema):
 # ---------------------------------------------------------------------------- payouts
 
 
-class PayoutRunIn(ma.Schema):
+class PayoutRunIn(Input):
     through = ma.fields.Date(required=True)
+
+    class Meta:
+        model = Payout
 
 
 class PayoutRunItem(ma.Schema):

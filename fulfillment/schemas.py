@@ -3,15 +3,19 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
-from fulfillment.models import TaskState
+from fulfillment.models import PackingTask, TaskState, Workshop, WorkshopMember
 from shop.api import Int, ListQuery, page_schema
+from shop.inputs import Input, Text
 
 MAX_WEIGHT_G = 1_000_000  #: a tonne: far above any parcel
 
 
-class WorkshopIn(ma.Schema):
-    name = ma.fields.String(required=True, validate=validate.Length(min=1, max=200))
-    village = ma.fields.String(required=True, validate=validate.Length(min=1, max=200))
+class WorkshopIn(Input):
+    name = Text(required=True, validate=validate.Length(min=1, max=200))
+    village = Text(required=True, validate=validate.Length(min=1, max=200))
+
+    class Meta:
+        model = Workshop
 
 
 class WorkshopOut(ma.Schema):
@@ -25,9 +29,12 @@ class WorkshopList(ma.Schema):
     items = ma.fields.List(ma.fields.Nested(WorkshopOut), required=True)
 
 
-class MemberIn(ma.Schema):
+class MemberIn(Input):
     user_id = Int(required=True, validate=validate.Range(min=1, max=2**31 - 1))
     lead = ma.fields.Boolean(load_default=False)  #: the lead may see the workshop's report
+
+    class Meta:
+        model = WorkshopMember
 
 
 class MemberOut(ma.Schema):
@@ -77,11 +84,14 @@ class TaskQuery(ListQuery):
     )
 
 
-class CompleteIn(ma.Schema):
+class CompleteIn(Input):
     packed_weight_g = Int(load_default=None, validate=validate.Range(min=1, max=MAX_WEIGHT_G))
 
+    class Meta:
+        model = PackingTask
 
-class RangeQuery(ma.Schema):
+
+class RangeQuery(Input):
     """``?from=&to=``: business days (``SHOP_TIMEZONE``), both inclusive."""
 
     from_ = ma.fields.Date(data_key="from", load_default=None)

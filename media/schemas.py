@@ -3,8 +3,10 @@ from __future__ import annotations
 import marshmallow as ma
 from flask_smorest.fields import Upload
 
+from shop.inputs import Input
 
-class UploadIn(ma.Schema):
+
+class UploadIn(Input):
     file = Upload(required=True, metadata={"description": "A JPEG, PNG or WebP image."})
 
 

@@ -10,13 +10,14 @@ import http
 from typing import Any
 
 import marshmallow as ma
-from flask import request
+import sqlalchemy as sa
 from flask_smorest import Api as _Api
 from flask_smorest import Blueprint as _Blueprint
 from flask_smorest.utils import prepare_response
 from werkzeug.routing import IntegerConverter
 
-from shop.errors import PROBLEM_JSON, NotFound, ValidationFailed
+from shop.errors import PROBLEM_JSON
+from shop.inputs import Input, integer_bounds
 
 
 class Blueprint(_Blueprint):
@@ -25,12 +26,16 @@ class Blueprint(_Blueprint):
     Given a schema class, webargs builds a new instance for every request, and each
     new instance deep-copies its fields and its nested schemas: on the order
     endpoint that was a fifth of the time spent. An instance is built once here and
-    shared (loading keeps no state on the schema).
+    shared (loading keeps no state on the schema). Every request schema is an
+    ``Input``, so each of its fields is bounded by the column it is stored in.
     """
 
     def arguments(self, schema: Any, *args: Any, **kwargs: Any) -> Any:
         if isinstance(schema, type) and issubclass(schema, ma.Schema):
             schema = schema()
+        if not isinstance(schema, Input):
+            # Input bounds every field by its column (shop.inputs): no request escapes it.
+            raise TypeError(f"{type(schema).__name__}: a request schema must derive from Input")
         return super().arguments(schema, *args, **kwargs)
 
 
@@ -63,62 +68,22 @@ class Api(_Api):
         self.spec.components.response("DEFAULT_ERROR", response, lazy=True)
 
 
+#: Every id column is an ``Integer`` primary key: path ids are bounded by what it holds.
+MAX_ID = integer_bounds(sa.Integer())[1]
+
+
 class IdConverter(IntegerConverter):
-    """``<int:id>`` in every route: a database id, 1 … 2³¹−1. Anything else is a 404,
+    """``<int:id>`` in every route: a database id, 1 … MAX_ID. Anything else is a 404,
     never a query that overflows the column."""
 
     def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("min", 1)
-        kwargs.setdefault("max", 2**31 - 1)
+        kwargs.setdefault("max", MAX_ID)
         super().__init__(map, *args, **kwargs)
 
 
 def id_param_schema(converter: IdConverter) -> dict[str, Any]:
-    return {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
-
-
-def _nul_field(value: Any, path: str) -> str | None:
-    """The dotted path of the first text holding a NUL character, or None."""
-    if isinstance(value, str):
-        return path if "\x00" in value else None
-    if isinstance(value, dict):
-        items: Any = value.items()
-    elif isinstance(value, list):
-        items = enumerate(value)
-    else:
-        return None
-    for key, inner in items:
-        where = f"{path}.{key}" if path else str(key)
-        if "\x00" in str(key):
-            return where
-        found = _nul_field(inner, where)
-        if found:
-            return found
-    return None
-
-
-def refuse_nul_characters() -> None:
-    """No text we store may hold a NUL: PostgreSQL cannot store one, and no person typed it.
-
-    One guard for every endpoint, before any schema sees the input: a 404 in the path,
-    a 422 naming the field in the query string, form fields or JSON body.
-    """
-    if "\x00" in request.path:
-        raise NotFound("No such resource.")
-    sources: list[Any] = [request.args.to_dict(flat=False)]
-    if request.mimetype in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        sources.append(request.form.to_dict(flat=False))
-    # In JSON a NUL can only arrive as the escape \u0000: look for it in the raw bytes
-    # before paying for a second parse of every body (webargs parses it again anyway).
-    if request.is_json and b"\\u0000" in request.get_data(cache=True):
-        sources.append(request.get_json(silent=True))
-    for source in sources:
-        field = _nul_field(source, "")
-        if field is not None:
-            raise ValidationFailed(
-                "Text may not contain NUL characters.",
-                {field or "_schema": ["NUL character in the input."]},
-            )
+    return {"type": "integer", "minimum": converter.min, "maximum": converter.max}
 
 
 def install_converters(app: Any, api: Api) -> None:
@@ -154,11 +119,14 @@ class Fen(Int):
     """Money: an integer number of fen (1/100 CNY)."""
 
 
-class ListQuery(ma.Schema):
+class ListQuery(Input):
     """``?limit=&cursor=`` of every list endpoint."""
 
     limit = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=200))
-    cursor = ma.fields.String(load_default=None, allow_none=True)
+    #: opaque; the longest one given out is ``YYYY-MM-DD:`` and a 64-bit id
+    cursor = ma.fields.String(
+        load_default=None, allow_none=True, validate=ma.validate.Length(max=40)
+    )
 
 
 def page_schema(item: type[ma.Schema], name: str) -> type[ma.Schema]:

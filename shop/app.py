@@ -13,11 +13,14 @@ from flask_migrate import Migrate
 
 from shop import config as config_module
 from shop import errors
-from shop.api import OPENAPI_CONFIG, Api, install_converters, refuse_nul_characters
+from shop.api import OPENAPI_CONFIG, Api, install_converters
 from shop.celery_app import init_celery
 from shop.db import db, engine_options, ping_idle_connections
+from shop.docs import register_docs
+from shop.headers import protect_response
 from shop.proxy import trust_proxies
 from shop.ratelimit import FailOpenLimiter, MemoryRateLimiter, RedisRateLimiter
+from shop.request_guard import refuse_unreadable_input
 
 MIGRATIONS_DIR = str(Path(__file__).resolve().parent.parent / "migrations")
 
@@ -117,12 +120,13 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     api = Api(app)
     install_converters(app, api)
-    app.before_request(refuse_nul_characters)
+    app.before_request(refuse_unreadable_input)
     app.extensions["shanhuo.api"] = api
     for blueprint in _blueprints():
         api.register_blueprint(blueprint)
     _subscribe_domain_events()
-    _register_docs(app)
+    register_docs(app)
+    app.after_request(protect_response)
     errors.register(app)
     from shop.web import init_pages
 
@@ -134,26 +138,3 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     register_commands(app)
     register_media_commands(app)
     return app
-
-
-def _register_docs(app: Flask) -> None:
-    from shop.auth import public
-
-    @app.get("/api/docs")
-    @public
-    def api_docs() -> tuple[str, int, dict[str, str]]:
-        return DOCS_PAGE, 200, {"Content-Type": "text/html; charset=utf-8"}
-
-
-DOCS_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Shanhuo API</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css">
-</head><body><div id="ui"><p>The OpenAPI document is at
-<a href="/api/openapi.json">/api/openapi.json</a>.</p></div>
-<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
-<script>
-if (window.SwaggerUIBundle) SwaggerUIBundle({url: "/api/openapi.json", dom_id: "#ui"});
-</script>
-</body></html>
-"""

@@ -37,6 +37,14 @@ class ValidationFailed(DomainError):
         super().__init__(detail, errors=errors or {})
 
 
+class Malformed(DomainError):
+    """The body cannot be read at all (not JSON, nested too deep): nothing to validate."""
+
+    type = "malformed"
+    status = 400
+    title = "Malformed request body"
+
+
 class Unauthorized(DomainError):
     type = "unauthorized"
     status = 401

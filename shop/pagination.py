@@ -9,6 +9,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from shop.db import DbSession
 from shop.errors import ValidationFailed
+from shop.inputs import integer_bounds
 
 
 def paginate(
@@ -20,10 +21,17 @@ def paginate(
     cursor: str | None,
     descending: bool = False,
 ) -> dict[str, Any]:
-    """One page of ``stmt`` ordered by the integer column ``key``; the cursor is the last key."""
+    """One page of ``stmt`` ordered by the integer column ``key``; the cursor is the last key.
+
+    Raises ValidationFailed for a cursor that is not a number the key's column can hold
+    (a larger one would overflow the query, not page through anything).
+    """
     if cursor:
+        low, high = integer_bounds(key.type)
         try:
             after = int(cursor)
+            if not low <= after <= high:
+                raise ValueError(cursor)
         except ValueError:
             raise ValidationFailed(
                 "The cursor is not one this server gave out.", {"cursor": ["Invalid cursor."]}

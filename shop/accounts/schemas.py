@@ -1,20 +1,35 @@
 from __future__ import annotations
 
+from typing import Any
+
 import marshmallow as ma
 from marshmallow import validate
 
-from shop.accounts.models import Role
+from shop.accounts.models import Role, User
 from shop.accounts.passwords import MIN_LENGTH
+from shop.accounts.service import normalize_email
+from shop.inputs import Input, Text
 
 ROLE_CHOICES = [r.value for r in Role]
 
 
-class RegisterIn(ma.Schema):
-    email = ma.fields.Email(required=True, validate=validate.Length(max=254))
+class EmailAddress(ma.fields.Email):
+    """An email as it is stored (trimmed, lower-case): the column's length is checked on
+    that form, because lower-casing can lengthen it ("İ" becomes two characters)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        return normalize_email(super()._deserialize(value, attr, data, **kwargs))
+
+
+class RegisterIn(Input):
+    email = EmailAddress(required=True)
     password = ma.fields.String(
         required=True, load_only=True, validate=validate.Length(min=MIN_LENGTH, max=1024)
     )
-    display_name = ma.fields.String(required=True, validate=validate.Length(min=1, max=100))
+    display_name = Text(required=True, validate=validate.Length(min=1))
+
+    class Meta:
+        model = User
 
 
 class AdminUserIn(RegisterIn):
@@ -25,12 +40,12 @@ class AdminUserIn(RegisterIn):
     )
 
 
-class TokenIn(ma.Schema):
+class TokenIn(Input):
     email = ma.fields.String(required=True, validate=validate.Length(min=1, max=254))
     password = ma.fields.String(required=True, load_only=True, validate=validate.Length(max=1024))
 
 
-class PasswordChangeIn(ma.Schema):
+class PasswordChangeIn(Input):
     current_password = ma.fields.String(
         required=True, load_only=True, validate=validate.Length(max=1024)
     )

@@ -4,38 +4,48 @@ import marshmallow as ma
 from marshmallow import validate
 
 from shop.api import Fen, Int, page_schema
-from shop.catalog.models import Category
+from shop.catalog.models import Category, Product, StockMovement
+from shop.inputs import FullMatch, Input, Text
 
 MAX_UNITS = 1_000_000
 MAX_FEN = 100_000_000  # ¥1,000,000 per unit: far above anything we sell
 
 
-class ProductIn(ma.Schema):
+class ProductIn(Input):
     sku = ma.fields.String(
-        required=True, validate=[validate.Length(min=1, max=64), validate.Regexp(r"^\S+$")]
+        required=True, validate=[validate.Length(min=1, max=64), FullMatch(r"^\S+$")]
     )
-    name = ma.fields.String(required=True, validate=validate.Length(min=1, max=200))
+    name = Text(required=True, validate=validate.Length(min=1, max=200))
     category = ma.fields.String(required=True, validate=validate.OneOf([c.value for c in Category]))
-    unit_label = ma.fields.String(required=True, validate=validate.Length(min=1, max=40))
+    unit_label = Text(required=True, validate=validate.Length(min=1, max=40))
     unit_weight_g = Int(required=True, validate=validate.Range(min=1, max=1_000_000))
     price_fen = Fen(required=True, validate=validate.Range(min=0, max=MAX_FEN))
     stock = Int(required=True, validate=validate.Range(min=0, max=MAX_UNITS))
     #: admins only; absent → DEFAULT_PACKING_RATE_FEN
     packing_rate_fen = Fen(validate=validate.Range(min=0, max=MAX_FEN))
 
+    class Meta:
+        model = Product
 
-class ProductPatch(ma.Schema):
-    name = ma.fields.String(validate=validate.Length(min=1, max=200))
+
+class ProductPatch(Input):
+    name = Text(validate=validate.Length(min=1, max=200))
     price_fen = Fen(validate=validate.Range(min=0, max=MAX_FEN))
     packing_rate_fen = Fen(validate=validate.Range(min=0, max=MAX_FEN))
 
+    class Meta:
+        model = Product
 
-class StockIn(ma.Schema):
+
+class StockIn(Input):
     delta = Int(required=True, validate=validate.Range(min=-MAX_UNITS, max=MAX_UNITS))
-    reason = ma.fields.String(required=True, validate=validate.Length(min=1, max=200))
+    reason = Text(required=True, validate=validate.Length(min=1, max=200))
+
+    class Meta:
+        model = StockMovement
 
 
-class ImageIn(ma.Schema):
+class ImageIn(Input):
     media_id = Int(required=True, validate=validate.Range(min=1, max=2**31 - 1))
 
 

@@ -4,23 +4,31 @@ import marshmallow as ma
 from marshmallow import validate
 
 from shop.api import Fen, Int
+from shop.inputs import Input, Text
+from shop.live.models import LiveListing, LiveSession
 
 MAX_UNITS = 1_000_000
 MAX_FEN = 100_000_000
 
 
-class SessionIn(ma.Schema):
-    title = ma.fields.String(required=True, validate=validate.Length(min=1, max=200))
+class SessionIn(Input):
+    title = Text(required=True, validate=validate.Length(min=1, max=200))
     scheduled_at = ma.fields.AwareDateTime(required=True)
 
+    class Meta:
+        model = LiveSession
 
-class ListingIn(ma.Schema):
+
+class ListingIn(Input):
     product_id = Int(required=True, validate=validate.Range(min=1, max=2**31 - 1))
     flash_price_fen = Fen(required=True, validate=validate.Range(min=0, max=MAX_FEN))
     allotted_qty = Int(required=True, validate=validate.Range(min=1, max=MAX_UNITS))
     per_buyer_limit = Int(
         load_default=None, allow_none=True, validate=validate.Range(min=1, max=MAX_UNITS)
     )
+
+    class Meta:
+        model = LiveListing
 
 
 class ListingOut(ma.Schema):
@@ -33,7 +41,7 @@ class ListingOut(ma.Schema):
     per_buyer_limit = ma.fields.Integer(required=True, allow_none=True)
 
 
-class CoverIn(ma.Schema):
+class CoverIn(Input):
     media_id = Int(required=True, validate=validate.Range(min=1, max=2**31 - 1))
 
 
@@ -65,8 +73,10 @@ class StatsOut(ma.Schema):
     returning_buyers = ma.fields.Integer(required=True)
 
 
-class EventsHeaders(ma.Schema):
-    last_event_id = ma.fields.String(data_key="Last-Event-ID", load_default=None)
+class EventsHeaders(Input):
+    last_event_id = ma.fields.String(
+        data_key="Last-Event-ID", load_default=None, validate=validate.Length(max=40)
+    )
 
     class Meta:
         unknown = ma.EXCLUDE

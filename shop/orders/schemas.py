@@ -4,17 +4,21 @@ import marshmallow as ma
 from marshmallow import validate
 
 from shop.api import Int, ListQuery, page_schema
-from shop.orders.models import OrderState
+from shop.inputs import FullMatch, Input, Text
+from shop.orders.models import Order, OrderLine, OrderState
 
 MAX_LINES = 20
 MAX_QTY = 999
 ID = validate.Range(min=1, max=2**31 - 1)
 
 
-class LineIn(ma.Schema):
+class LineIn(Input):
     listing_id = Int(validate=ID)
     product_id = Int(validate=ID)
     qty = Int(required=True, validate=validate.Range(min=1, max=MAX_QTY))
+
+    class Meta:
+        model = OrderLine
 
     @ma.validates_schema
     def one_source(self, data: dict[str, object], **kwargs: object) -> None:
@@ -22,29 +26,38 @@ class LineIn(ma.Schema):
             raise ma.ValidationError("Give exactly one of listing_id and product_id.", "_schema")
 
 
-class ShippingIn(ma.Schema):
-    name = ma.fields.String(required=True, validate=validate.Length(min=1, max=100))
-    phone = ma.fields.String(
-        required=True, validate=[validate.Length(min=3, max=40), validate.Regexp(r"^[0-9+()\- ]+$")]
+class ShippingIn(Input):
+    name = Text(
+        required=True, validate=validate.Length(min=1), metadata={"column": Order.ship_name}
     )
-    address = ma.fields.String(required=True, validate=validate.Length(min=1, max=500))
-    region = ma.fields.String(required=True, validate=validate.Length(min=1, max=100))
+    phone = ma.fields.String(
+        required=True,
+        validate=[validate.Length(min=3), FullMatch(r"^[0-9+()\- ]+$")],
+        metadata={"column": Order.ship_phone},
+    )
+    address = Text(
+        required=True, validate=validate.Length(min=1), metadata={"column": Order.ship_address}
+    )
+    region = Text(
+        required=True, validate=validate.Length(min=1), metadata={"column": Order.ship_region}
+    )
 
 
-class OrderIn(ma.Schema):
+class OrderIn(Input):
     lines = ma.fields.List(
         ma.fields.Nested(LineIn), required=True, validate=validate.Length(min=1, max=MAX_LINES)
     )
     shipping = ma.fields.Nested(ShippingIn, required=True)
 
 
-class IdempotencyHeaders(ma.Schema):
+class IdempotencyHeaders(Input):
     idempotency_key = ma.fields.String(
         data_key="Idempotency-Key",
         required=True,
-        validate=[validate.Length(min=1, max=128), validate.Regexp(r"^[\x21-\x7e]+$")],
+        validate=[validate.Length(min=1), FullMatch(r"^[\x21-\x7e]+$")],
         metadata={
-            "description": "A fresh random value per order (e.g. a UUID); a retry reuses it."
+            "column": Order.idempotency_key,
+            "description": "A fresh random value per order (e.g. a UUID); a retry reuses it.",
         },
     )
 
@@ -86,9 +99,12 @@ class OrderListQuery(ListQuery):
     state = ma.fields.String(validate=validate.OneOf([s.value for s in OrderState]))
 
 
-class ShipIn(ma.Schema):
-    carrier = ma.fields.String(required=True, validate=validate.Length(min=1, max=100))
-    tracking_no = ma.fields.String(required=True, validate=validate.Length(min=1, max=100))
+class ShipIn(Input):
+    carrier = Text(required=True, validate=validate.Length(min=1))
+    tracking_no = Text(required=True, validate=validate.Length(min=1))
+
+    class Meta:
+        model = Order
 
 
 OrderPage = page_schema(OrderOut, "OrderPage")

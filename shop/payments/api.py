@@ -16,6 +16,7 @@ from shop.payments import service, webhook
 from shop.payments.models import Payment
 from shop.payments.providers import get_provider, sandbox_active
 from shop.payments.schemas import EventResultOut, PaymentOut
+from shop.request_guard import reads_raw_body
 
 blp = Blueprint(
     "payments", __name__, url_prefix="/api/v1", description="Payments (Stripe or the sandbox)"
@@ -87,10 +88,15 @@ WEBHOOK_DOC: dict[str, Any] = {
 
 @blp.route("/payments/stripe/webhook", methods=["POST"])
 @public
+@reads_raw_body
 @blp.doc(**WEBHOOK_DOC)
 @blp.response(200, EventResultOut)
-@blp.alt_response(400, response="BAD_REQUEST", description="signature: missing, wrong or stale")
-@blp.alt_response(422, response="UNPROCESSABLE_ENTITY", description="signed but not an event")
+@blp.alt_response(
+    400,
+    response="BAD_REQUEST",
+    description="signature: missing, wrong or stale; malformed: signed but not an event we "
+    "can read (not JSON, nested too deep, a field of the wrong type or too long)",
+)
 @blp.alt_response(
     502,
     response="BAD_GATEWAY",

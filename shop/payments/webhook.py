@@ -8,7 +8,6 @@ time. Events may arrive out of order: a failure after a success leaves the order
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,13 +17,15 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from shop.db import DbSession, utcnow
-from shop.errors import Conflict, NotFound, OutOfStock, ValidationFailed
+from shop.errors import Conflict, Malformed, NotFound, OutOfStock
+from shop.inputs import integer_bounds, string_length
 from shop.orders import service as orders
 from shop.orders.models import Order, OrderState
 from shop.orders.service import PAID_STATES
 from shop.payments.errors import BadSignature
 from shop.payments.models import Outcome, Payment, PaymentStatus, ProcessedEvent
 from shop.payments.providers import PaymentProvider
+from shop.request_guard import loads_json, unstorable_field
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def verify_stripe_event(payload: bytes, signature: str | None, secret: str | Non
     """Check the Stripe-Signature of the raw body and parse it.
 
     Raises BadSignature (missing, wrong, or older than five minutes; no secret configured)
-    and ValidationFailed (signed, but not an event we can read).
+    and Malformed (signed, but not an event we can read: see ``_readable_event``).
     """
     if not secret:
         raise BadSignature("Webhooks are not accepted: STRIPE_WEBHOOK_SECRET is not configured.")
@@ -72,22 +73,72 @@ def verify_stripe_event(payload: bytes, signature: str | None, secret: str | Non
         raise BadSignature("The body is not UTF-8, so it cannot be a Stripe event.") from None
     except stripe.SignatureVerificationError as error:
         raise BadSignature(f"The Stripe-Signature does not verify: {error}.") from None
-    if "\\u0000" in text:  # a NUL no database text column can hold; Stripe never sends one
-        raise ValidationFailed("The event contains a NUL character.")
-    try:
-        body = json.loads(text)
-    except ValueError:
-        raise ValidationFailed("The signed body is not JSON.") from None
+    return _readable_event(loads_json(payload))
+
+
+#: The field of ``data.object`` naming the PaymentIntent, for each event type we handle.
+_INTENT_FIELD = {
+    "payment_intent.succeeded": "id",
+    "payment_intent.payment_failed": "id",
+    "charge.refunded": "payment_intent",
+}
+#: The other fields handling may read, with the type each must have when present.
+_OPTIONAL_FIELDS: dict[str, type] = {
+    "amount": int,
+    "amount_received": int,
+    "amount_refunded": int,
+    "currency": str,
+    "client_secret": str,
+    "metadata": dict,
+    "last_payment_error": dict,
+}
+
+
+def _readable_event(body: Any) -> PaymentEvent:
+    """The event, if every value handling it reads fits its type and its column. Raises
+    Malformed otherwise: Stripe never sends such a body, and storing it would fail."""
     if not isinstance(body, dict):
-        raise ValidationFailed("The signed body is not a Stripe event object.")
+        raise Malformed("The signed body is not a Stripe event object.")
+    unstorable = unstorable_field(body)
+    if unstorable is not None:
+        raise Malformed(f"`{unstorable[0]}`: {unstorable[1]}")
     event_id, event_type = body.get("id"), body.get("type")
     data = body.get("data")
     obj = data.get("object") if isinstance(data, dict) else None
-    if not isinstance(event_id, str) or not event_id or len(event_id) > 255:
-        raise ValidationFailed("The event has no usable `id`.")
-    if not isinstance(event_type, str) or not event_type or len(event_type) > 100:
-        raise ValidationFailed("The event has no usable `type`.")
-    return PaymentEvent("stripe", event_id, event_type, obj if isinstance(obj, dict) else {})
+    if not isinstance(event_id, str) or not _fits(event_id, ProcessedEvent.event_id):
+        raise Malformed("The event has no usable `id`.")
+    if not isinstance(event_type, str) or not _fits(event_type, ProcessedEvent.event_type):
+        raise Malformed("The event has no usable `type`.")
+    if not isinstance(obj, dict):
+        raise Malformed("The event has no `data.object`.")
+    if event_type not in _INTENT_FIELD:
+        return PaymentEvent("stripe", event_id, event_type, obj)  # acknowledged, not read
+    if not _fits(obj.get(_INTENT_FIELD[event_type]), Payment.payment_id):
+        raise Malformed(f"`data.object.{_INTENT_FIELD[event_type]}` is not a PaymentIntent id.")
+    for name, expected in _OPTIONAL_FIELDS.items():
+        value = obj.get(name)
+        if value is None:
+            continue
+        if expected is str and not _fits(value, Payment.payment_id):
+            raise Malformed(f"`data.object.{name}` is not a usable string.")
+        if expected is int and not _fits_fen(value):
+            raise Malformed(f"`data.object.{name}` is not a whole amount in fen.")
+        if expected is dict and not isinstance(value, dict):
+            raise Malformed(f"`data.object.{name}` is not an object.")
+    metadata = obj.get("metadata")
+    if isinstance(metadata, dict) and not _fits(metadata.get("order_id", "-"), Payment.payment_id):
+        raise Malformed("`data.object.metadata.order_id` is not a usable string.")
+    return PaymentEvent("stripe", event_id, event_type, obj)
+
+
+def _fits(value: Any, column: Any) -> bool:
+    """A non-empty string no longer than the column it is stored in (or compared with)."""
+    return isinstance(value, str) and 0 < len(value) <= string_length(column)
+
+
+def _fits_fen(value: Any) -> bool:
+    low, high = integer_bounds(Payment.__table__.c.amount_fen.type)
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
 def handle_event(
@@ -331,8 +382,9 @@ def _find_order(session: DbSession, order_id: int | None) -> Order | None:
 
 def _order_id(metadata: Any) -> int | None:
     raw = metadata.get("order_id") if isinstance(metadata, dict) else None
-    if isinstance(raw, str) and raw.isdigit() and 0 < int(raw) < 2**31:
-        return int(raw)
+    # isascii: "²" is a digit to isdigit() but not to int(); ten digits: no huge int()
+    if isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) <= 10:
+        return int(raw) if 0 < int(raw) < 2**31 else None
     return None
 
 

@@ -145,12 +145,86 @@ def test_without_a_configured_secret_no_event_is_believed(client, shop):
         '{"id": "evt_\\u0000", "type": "charge.refunded", "data": {"object": {}}}',
     ],
 )
-def test_a_signed_body_that_is_not_an_event_is_a_422(client, stripe_on, body):
+def test_a_signed_body_that_is_not_an_event_is_a_400(client, stripe_on, body):
     response = deliver(client, body)
 
-    assert response.status_code == 422
-    assert response.json["type"] == "validation"
+    assert response.status_code == 400
+    assert response.json["type"] == "malformed"
     assert processed_count() == 0
+
+
+def _event(type_: str, obj: object) -> str:
+    return json.dumps({"id": "evt_probe", "type": type_, "data": {"object": obj}})
+
+
+SUCCEEDED = "payment_intent.succeeded"
+DEEP = '{"id": "evt_deep", "type": "x", "data": ' + '{"a":' * 100_000 + "1" + "}" * 100_001
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        DEEP,
+        '{"id": 12345, "type": "charge.refunded", "data": {"object": {}}}',
+        '{"id": 1e400, "type": "charge.refunded", "data": {"object": {}}}',
+        json.dumps({"id": "evt_" + "x" * 10_000, "type": SUCCEEDED, "data": {"object": {}}}),
+        json.dumps({"id": "evt_1", "type": "t" * 1_000, "data": {"object": {}}}),
+        json.dumps({"id": "evt_1", "type": SUCCEEDED, "data": {}}),
+        json.dumps({"id": "evt_1", "type": SUCCEEDED, "data": {"object": []}}),
+        _event(SUCCEEDED, {}),
+        _event(SUCCEEDED, {"id": 123}),
+        _event(SUCCEEDED, {"id": "pi_" + "x" * 1_000}),
+        _event(SUCCEEDED, {"id": "pi_1", "amount_received": 10**30}),
+        _event(SUCCEEDED, {"id": "pi_1", "amount": "7980"}),
+        _event(SUCCEEDED, {"id": "pi_1", "amount": True}),
+        _event(SUCCEEDED, {"id": "pi_1", "client_secret": "s" * 1_000}),
+        _event(SUCCEEDED, {"id": "pi_1", "metadata": "order 1"}),
+        _event(SUCCEEDED, {"id": "pi_1", "metadata": {"order_id": 1}}),
+        _event(SUCCEEDED, {"id": "pi_1", "metadata": {"order_id": "9" * 5_000}}),
+        '{"id": "evt_1", "type": "payment_intent.succeeded", "data": {"object": {"id": "pi_1", '
+        '"amount": ' + "9" * 5_000 + "}}}",
+        '{"id": "evt_1", "type": "payment_intent.succeeded", '
+        '"data": {"object": {"id": "pi_\\ud800"}}}',
+        _event("payment_intent.payment_failed", {"id": ["pi_1"]}),
+        _event("payment_intent.payment_failed", {"id": "pi_1", "last_payment_error": "declined"}),
+        _event("charge.refunded", {"payment_intent": None}),
+        _event("charge.refunded", {"payment_intent": "pi_1", "amount_refunded": -(2**64)}),
+    ],
+    ids=lambda body: body[:60],
+)
+def test_a_signed_event_the_webhook_cannot_read_is_a_400_that_records_nothing(
+    client, stripe_on, caplog, body
+):
+    response = deliver(client, body)
+
+    assert response.status_code == 400
+    assert response.mimetype == "application/problem+json"
+    assert response.json["type"] == "malformed"
+    assert processed_count() == 0
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_signed_deep_body_sent_as_plain_text_is_refused_by_the_webhook_itself(client, stripe_on):
+    body, headers = sign_webhook(DEEP)
+    response = client.post(WEBHOOK, data=body, headers={**headers, "Content-Type": "text/plain"})
+
+    assert response.status_code == 400
+    assert response.json["type"] == "malformed"
+
+
+def test_a_deep_body_without_a_signature_is_still_a_400(client, stripe_on):
+    response = client.post(WEBHOOK, data=DEEP, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+
+
+def test_an_order_id_in_metadata_that_is_a_unicode_digit_is_an_unknown_order(client, paying):
+    order, payment, _ = paying
+    intent = succeeded_intent(payment, order.id, metadata={"order_id": "²"})
+    response = deliver(client, intent_event(intent))
+
+    assert response.status_code == 200
+    assert response.json["outcome"] == "unknown_order"
+    assert order_state(order.id) == "pending_payment"
 
 
 def test_a_body_that_is_not_utf8_is_refused(client, stripe_on):
