@@ -48,11 +48,11 @@ def signed_in_user() -> User | None:
     user_id = session.get(SESSION_USER)
     if not isinstance(user_id, int):
         return None
-    # Cached per user id: ``g`` outlives one request when an app context is already pushed.
-    cached = g.get("page_user")
-    if cached is None or cached.id != user_id:
-        cached = g.page_user = service.get_user(db.session, user_id)
-    return cached  # type: ignore[no-any-return]
+    # Once per request (``g`` lives as long as the request's app context); signing in
+    # or out clears it.
+    if "page_user" not in g:
+        g.page_user = service.get_user(db.session, user_id)
+    return g.page_user  # type: ignore[no-any-return]
 
 
 def page_user() -> User:
