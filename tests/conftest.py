@@ -250,6 +250,41 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason="needs PostgreSQL (DATABASE_URL)"))
         if "redis" in item.keywords and not has_redis:
             item.add_marker(pytest.mark.skip(reason="needs Redis (REDIS_URL)"))
+        if "embedded" in item.keywords and os.environ.get("DATABASE_URL"):
+            item.add_marker(pytest.mark.skip(reason="the embedded default only"))
+
+
+# --- CI: no silent skips ------------------------------------------------------------------
+
+#: Set by .ci/run for the run on PostgreSQL and Redis: every service, the CJK font and
+#: Chromium are there, so a skipped test (other than an ``embedded`` one) is a failure.
+REQUIRE_SERVICES = "SHANHUO_REQUIRE_SERVICES"
+
+
+def _services_required() -> bool:
+    return os.environ.get(REQUIRE_SERVICES, "") not in ("", "0")
+
+
+def _refuse_skip(report: pytest.CollectReport | pytest.TestReport) -> None:
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+    report.outcome = "failed"
+    report.longrepr = f"skipped, but {REQUIRE_SERVICES}=1 requires it to run: {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.skipped and _services_required() and "embedded" not in item.keywords:
+        _refuse_skip(report)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if report.skipped and _services_required():  # a module that skipped itself
+        _refuse_skip(report)
 
 
 @pytest.fixture
