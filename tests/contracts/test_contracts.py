@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from contracts import service
 from contracts.errors import CommitmentExceeded
-from contracts.models import Contract, Delivery
+from contracts.models import Adjustment, Contract, Delivery, FarmerProfile, Payout
 from shop.db import db
 from tests.contracts.conftest import SEASON_END, SEASON_START
 
@@ -180,6 +180,9 @@ def test_deliveries_only_within_the_contracts_dates(
     if status == 409:
         assert response.get_json()["type"] == "conflict"
         assert _deliveries() == 0
+    else:
+        assert response.get_json()["delivered_on"] == day
+        assert _deliveries() == 1
 
 
 def test_the_committed_weight_is_never_passed_and_reaching_it_completes_the_contract(
@@ -398,6 +401,10 @@ def test_only_admins_write_contracts_deliveries_adjustments_and_payouts(
     if role != "farmer":
         accept = client.post(f"/api/v1/contracts/{contract.id}/accept", headers=headers)
         assert accept.status_code == 403
+    # Nothing was written: one contract, still active; no delivery, adjustment or payout.
+    assert [c.state for c in db.session.scalars(select(Contract))] == ["active"]
+    for model in (Delivery, Adjustment, Payout, FarmerProfile):
+        assert db.session.scalar(select(func.count()).select_from(model)) == 0, model
 
 
 def test_an_admin_keeps_a_farmers_profile_and_payout_account(client, auth, make_user):
