@@ -47,12 +47,15 @@ def test_the_premium_must_be_between_10_and_15_percent(
         headers=admin,
     )
     assert response.status_code == status
+    stored = [tuple(row) for row in db.session.execute(select(Contract.premium_bp, Contract.state))]
     if status == 422:
         assert response.get_json()["type"] == "validation"
         assert "premium_bp" in response.get_json()["errors"]
+        assert stored == []
     else:
         assert response.get_json()["state"] == "draft"
         assert response.get_json()["premium_bp"] == premium_bp
+        assert stored == [(premium_bp, "draft")]
 
 
 @pytest.mark.parametrize("premium_bp", [999, 1501])
@@ -331,6 +334,10 @@ def test_corrections_are_signed_adjustments_with_a_reason(
         assert refused.status_code == 422, bad
     db.session.refresh(delivery)
     assert delivery.amount_fen == 18_816  # the delivery itself is unchanged
+    stored = db.session.scalars(select(Adjustment)).all()  # the refused ones left nothing
+    assert [(a.amount_fen, a.delivery_id, a.reason) for a in stored] == [
+        (-1_882, delivery.id, "1 kg was wet and rejected at the workshop")
+    ]
 
 
 def test_a_farmer_sees_only_their_own_contracts_and_deliveries(
