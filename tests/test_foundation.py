@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import pytest
+from flask import abort
+from sqlalchemy import select
 
+from shop.accounts.models import User
+from shop.accounts.service import create_user
 from shop.app import create_app
 from shop.auth import public
+from shop.db import db
+from shop.errors import Conflict, NotFound
+from tests.conftest import RequestClient
 
 PROBLEM = "application/problem+json"
 
@@ -155,10 +162,84 @@ def test_nul_characters_are_refused_before_they_reach_the_database(client, metho
     assert "NUL" in response.get_json()["detail"]
 
 
-def test_a_failed_request_leaves_nothing_behind_for_the_next_one(client, auth):
-    """The error handler rolls the unit of work back, so a later commit cannot carry it."""
-    _, admin = auth("admin")
-    body = {"email": "dup@b.cn", "password": "long-enough", "display_name": "x"}
+def test_a_refused_registration_leaves_the_first_account_as_it_was(client, db_session):
+    body = {"email": "dup@b.cn", "password": "long-enough", "display_name": "First"}
     assert client.post("/api/v1/auth/register", json=body).status_code == 201
-    assert client.post("/api/v1/auth/register", json=body).status_code == 409
-    assert client.get("/api/v1/me", headers=admin).status_code == 200
+    again = client.post("/api/v1/auth/register", json={**body, "display_name": "Second"})
+    assert again.status_code == 409 and again.get_json()["type"] == "conflict"
+    stored = db_session.scalars(select(User).where(User.email == "dup@b.cn")).all()
+    assert [user.display_name for user in stored] == ["First"]
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [Conflict("refused after a write"), NotFound(), RuntimeError("a bug after a write")],
+    ids=["domain-error", "http-error", "unexpected-error"],
+)
+def test_the_error_handler_ends_the_unit_of_work_so_a_later_commit_carries_none_of_it(
+    app_config, db_session, failure
+):
+    """A request that wrote and then failed: whatever runs after the error handler in the
+    same request (here an ``after_request`` hook that commits) commits nothing of it.
+
+    (When the request ends its Session is removed, which rolls back too; the handler's
+    rollback is what protects the rest of the request.)"""
+    fresh = create_app(app_config)
+    fresh.test_client_class = RequestClient
+    email = f"half-{type(failure).__name__.lower()}@written.cn"
+
+    @fresh.post("/api/v1/__half_written")
+    @public
+    def half_written():
+        create_user(
+            db.session, email=email, password="long-enough", display_name="x", roles=["buyer"]
+        )
+        db.session.flush()
+        if isinstance(failure, NotFound):
+            abort(404)
+        raise failure
+
+    @fresh.after_request
+    def commit_afterwards(response):
+        db.session.commit()
+        return response
+
+    response = fresh.test_client().post("/api/v1/__half_written")
+    assert response.status_code == {Conflict: 409, NotFound: 404}.get(type(failure), 500)
+    assert response.mimetype == PROBLEM
+    assert db_session.scalar(select(User).where(User.email == email)) is None
+
+
+def test_what_a_view_forgets_to_commit_is_gone_when_its_request_ends(app_config, db_session):
+    """The test client gives each request a Session of its own, as production does, so
+    a missing commit shows in the tests."""
+    fresh = create_app(app_config)
+    fresh.test_client_class = RequestClient
+
+    @fresh.post("/api/v1/__uncommitted")
+    @public
+    def uncommitted():
+        user = create_user(
+            db.session,
+            email="never@committed.cn",
+            password="long-enough",
+            display_name="x",
+            roles=["buyer"],
+        )
+        db.session.flush()
+        return {"id": user.id}
+
+    assert fresh.test_client().post("/api/v1/__uncommitted").status_code == 200
+    assert db_session.scalar(select(User).where(User.email == "never@committed.cn")) is None
+
+
+def test_what_a_view_commits_is_there_for_the_next_request_and_for_the_test(client, db_session):
+    """Each request has its own Session: the row the test reads comes from the database."""
+    body = {"email": "kept@b.cn", "password": "long-enough", "display_name": "Kept"}
+    created = client.post("/api/v1/auth/register", json=body).get_json()
+    token = client.post(
+        "/api/v1/auth/token", json={"email": "kept@b.cn", "password": "long-enough"}
+    ).get_json()["token"]
+    me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).get_json()
+    assert me["id"] == created["id"]
+    assert db_session.get(User, created["id"]).display_name == "Kept"

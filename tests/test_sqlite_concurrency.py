@@ -11,21 +11,16 @@ from sqlalchemy import func, select, text
 from shop.accounts.models import User
 from shop.db import db
 
-
-@pytest.fixture
-def sqlite_only(app):
-    with app.app_context():
-        if db.engine.dialect.name != "sqlite":
-            pytest.skip("the embedded default only")
+pytestmark = pytest.mark.embedded
 
 
-def test_wal_and_busy_timeout_are_on(app, sqlite_only):
+def test_wal_and_busy_timeout_are_on(app):
     with app.app_context(), db.engine.connect() as connection:
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert connection.execute(text("PRAGMA busy_timeout")).scalar() >= 5000
 
 
-def test_parallel_registrations_on_sqlite_all_succeed(app, sqlite_only, committing):
+def test_parallel_registrations_on_sqlite_all_succeed(app, committing):
     statuses: list[int] = []
     barrier = threading.Barrier(16)
 

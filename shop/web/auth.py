@@ -57,15 +57,16 @@ def signed_in_user() -> User | None:
     user_id = session.get(SESSION_USER)
     if not isinstance(user_id, int):
         return None
-    # Cached per user id: ``g`` outlives one request when an app context is already pushed.
-    cached = g.get("page_user")
-    if cached is None or cached.id != user_id:
-        cached = g.page_user = service.get_user(db.session, user_id)
-    if cached is None or cached.session_version != session.get(SESSION_VERSION):
-        # ended on the server: signed out, signed out everywhere, password changed
-        _clear()
-        return None
-    return cached  # type: ignore[no-any-return]
+    # Once per request (``g`` lives as long as the request's app context); signing in
+    # or out clears it.
+    if "page_user" not in g:
+        user = service.get_user(db.session, user_id)
+        if user is not None and user.session_version != session.get(SESSION_VERSION):
+            # ended on the server: signed out, signed out everywhere, password changed
+            _clear()
+            user = None
+        g.page_user = user
+    return g.page_user  # type: ignore[no-any-return]
 
 
 def page_user() -> User:

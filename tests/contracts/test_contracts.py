@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from contracts import service
 from contracts.errors import CommitmentExceeded
-from contracts.models import Contract, Delivery
+from contracts.models import Adjustment, Contract, Delivery, FarmerProfile, Payout
 from shop.db import db
 from tests.contracts.conftest import SEASON_END, SEASON_START
 
@@ -47,12 +47,15 @@ def test_the_premium_must_be_between_10_and_15_percent(
         headers=admin,
     )
     assert response.status_code == status
+    stored = [tuple(row) for row in db.session.execute(select(Contract.premium_bp, Contract.state))]
     if status == 422:
         assert response.get_json()["type"] == "validation"
         assert "premium_bp" in response.get_json()["errors"]
+        assert stored == []
     else:
         assert response.get_json()["state"] == "draft"
         assert response.get_json()["premium_bp"] == premium_bp
+        assert stored == [(premium_bp, "draft")]
 
 
 @pytest.mark.parametrize("premium_bp", [999, 1501])
@@ -180,6 +183,9 @@ def test_deliveries_only_within_the_contracts_dates(
     if status == 409:
         assert response.get_json()["type"] == "conflict"
         assert _deliveries() == 0
+    else:
+        assert response.get_json()["delivered_on"] == day
+        assert _deliveries() == 1
 
 
 def test_the_committed_weight_is_never_passed_and_reaching_it_completes_the_contract(
@@ -328,6 +334,10 @@ def test_corrections_are_signed_adjustments_with_a_reason(
         assert refused.status_code == 422, bad
     db.session.refresh(delivery)
     assert delivery.amount_fen == 18_816  # the delivery itself is unchanged
+    stored = db.session.scalars(select(Adjustment)).all()  # the refused ones left nothing
+    assert [(a.amount_fen, a.delivery_id, a.reason) for a in stored] == [
+        (-1_882, delivery.id, "1 kg was wet and rejected at the workshop")
+    ]
 
 
 def test_a_farmer_sees_only_their_own_contracts_and_deliveries(
@@ -398,6 +408,10 @@ def test_only_admins_write_contracts_deliveries_adjustments_and_payouts(
     if role != "farmer":
         accept = client.post(f"/api/v1/contracts/{contract.id}/accept", headers=headers)
         assert accept.status_code == 403
+    # Nothing was written: one contract, still active; no delivery, adjustment or payout.
+    assert [c.state for c in db.session.scalars(select(Contract))] == ["active"]
+    for model in (Delivery, Adjustment, Payout, FarmerProfile):
+        assert db.session.scalar(select(func.count()).select_from(model)) == 0, model
 
 
 def test_an_admin_keeps_a_farmers_profile_and_payout_account(client, auth, make_user):

@@ -203,6 +203,7 @@ def test_only_admins_record_or_import_prices(client, auth, shiitake, role):
     assert _import(client, headers, HEADER).status_code == 403
     assert client.post("/api/v1/market-prices", json=body).status_code == 401
     assert client.get("/api/v1/market-prices").status_code == 200
+    assert _count() == 0
 
 
 def test_prices_list_latest_effective_first_across_pages(client, auth, shiitake, make_price):

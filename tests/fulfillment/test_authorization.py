@@ -173,4 +173,6 @@ def test_admin_endpoints_check_their_input(client, auth, make_workshop, make_use
         "village": "庆元",
         "active": True,
     }
+    stored = db.session.get(Workshop, created.json["id"])
+    assert (stored.name, stored.village, stored.active) == ("洋墩 Yangdun", "庆元", True)
     assert client.post("/api/v1/workshops", json={"name": ""}, headers=admin).status_code == 422

@@ -105,6 +105,8 @@ def test_bad_weights_are_422(client, make_workshop, villager_at, make_paid_order
             headers=headers,
         )
         assert response.status_code == 422, bad
+    task = client.get(f"/api/v1/packing-tasks/{task_id}", headers=headers).json
+    assert task["state"] == "claimed" and task["packed_weight_g"] is None
 
 
 def test_only_the_claimer_may_complete_or_release(
@@ -226,3 +228,17 @@ def test_a_claim_skips_and_cancels_the_task_of_an_order_no_longer_paid(
     assert skipped.state == TaskState.CANCELLED
     assert (skipped.claimed_by, skipped.claimed_at, skipped.lease_expires_at) == (None, None, None)
     assert order_state(gone) == "refunded" and order_state(next_one) == "packing"
+
+
+def test_a_claim_that_finds_only_a_task_no_longer_wanted_answers_204_and_cancels_it(
+    client, make_workshop, villager_at, make_paid_order
+):
+    workshop = make_workshop()
+    _, headers = villager_at(workshop)
+    gone = make_paid_order()
+    db.session.execute(update(Order).where(Order.id == gone).values(state="refunded"))
+    db.session.commit()
+
+    response = claim(client, workshop, headers)
+    assert response.status_code == 204
+    assert task_of(gone).state == TaskState.CANCELLED

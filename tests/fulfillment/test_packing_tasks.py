@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from fulfillment import claims, service, tasks
-from fulfillment.models import PackingTask, TaskState
+from fulfillment.models import PackingTask, TaskState, Workshop
 from shop.catalog import service as catalog
 from shop.db import db, utcnow
 from shop.errors import Conflict
@@ -167,6 +167,12 @@ def test_deactivating_a_workshop_moves_its_queued_tasks_to_the_others(
     _, headers = villager_at(a)
     response = client.post(f"/api/v1/workshops/{a.id}/tasks/claim", headers=headers)
     assert response.status_code == 409
+    # Opened again, it takes claims again.
+    opened = client.post(f"/api/v1/workshops/{a.id}/activate", headers=admin)
+    assert opened.status_code == 200 and opened.json["active"] is True
+    assert db.session.get(Workshop, a.id).active is True
+    response = client.post(f"/api/v1/workshops/{a.id}/tasks/claim", headers=headers)
+    assert response.status_code in (200, 204)
 
 
 def test_tasks_wait_unassigned_until_a_workshop_opens(db_session, make_workshop, make_paid_order):

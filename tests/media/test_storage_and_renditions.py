@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 
 import pytest
 from PIL import Image
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from media import service
 from media.models import Media, MediaRendition
@@ -61,6 +62,7 @@ def _upload(app, width: int = 1600, height: int = 1200) -> Media:
 
 
 def _renditions(media_id: int) -> dict[str, tuple[str, int, int]]:
+    db.session.expire_all()  # the render task writes through a Session of its own
     rows = db.session.scalars(select(MediaRendition).where(MediaRendition.media_id == media_id))
     return {r.name: (r.key, r.width, r.height) for r in rows}
 
@@ -102,8 +104,16 @@ def test_the_render_task_rebuilds_lost_renditions(app, db_session):
     assert all(storage.exists(key) for key in keys.values())
 
 
-def test_the_render_task_skips_unknown_media(app, db_session):
-    render(2**31 - 1)  # logged, not raised: nothing to retry
+def test_the_render_task_skips_unknown_media(app, db_session, caplog):
+    """Logged, not raised: there is nothing a retry could fix."""
+    media = _upload(app)
+    before = _renditions(media.id)
+    with caplog.at_level(logging.WARNING, logger="media.tasks"):
+        assert render(2**31 - 1) is None
+    assert f"media.render({2**31 - 1})" in caplog.text
+    assert _renditions(media.id) == before
+    count = select(func.count()).select_from(MediaRendition)
+    assert db.session.scalar(count) == len(before)
 
 
 def test_shanhuo_media_rebuild_runs_the_task_for_every_image(app, db_session):

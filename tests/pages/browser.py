@@ -67,14 +67,14 @@ def live_server(committing: Flask) -> Iterator[LiveServer]:
     """The app on a free port. The test thread keeps its own app context for set-up;
     event streams last long enough for a browser to watch (not the 0.5 s of other tests)."""
     app = committing
-    saved = app.config.get("LIVE_EVENTS_TESTING_STREAM_S")
-    app.config["LIVE_EVENTS_TESTING_STREAM_S"] = 60
+    saved = app.config["LIVE_EVENTS_STREAM_S"]
+    app.config["LIVE_EVENTS_STREAM_S"] = 60
     with app.app_context(), LiveServer(app) as server:
         try:
             yield server
         finally:
             db.session.remove()
-            app.config["LIVE_EVENTS_TESTING_STREAM_S"] = saved if saved is not None else 0.5
+            app.config["LIVE_EVENTS_STREAM_S"] = saved
 
 
 def settle() -> None:

@@ -124,9 +124,15 @@ def test_me_refuses_missing_or_forged_tokens(client, header):
 def test_an_expired_token_is_refused(client, make_user):
     user = make_user("buyer")
     issued = token(client, user.email, TEST_PASSWORD).get_json()["token"]
-    db.session.execute(update(ApiToken).values(expires_at=utcnow() - timedelta(seconds=1)))
+    headers = {"Authorization": f"Bearer {issued}"}
+    assert client.get("/api/v1/me", headers=headers).status_code == 200
+    db.session.execute(
+        update(ApiToken)
+        .where(ApiToken.user_id == user.id)
+        .values(expires_at=utcnow() - timedelta(seconds=1))
+    )
     db.session.commit()
-    response = client.get("/api/v1/me", headers={"Authorization": f"Bearer {issued}"})
+    response = client.get("/api/v1/me", headers=headers)
     assert response.status_code == 401
 
 

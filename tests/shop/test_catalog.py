@@ -132,7 +132,8 @@ def test_patch_changes_only_name_price_and_packing_rate(client, auth, make_produ
     assert response.get_json()["name"] == "新名"
     refused = client.patch(f"/api/v1/products/{product.id}", json={"stock": 999}, headers=admin)
     assert refused.status_code == 422
-    assert client.get(f"/api/v1/products/{product.id}").get_json()["stock"] == 7
+    shown = client.get(f"/api/v1/products/{product.id}").get_json()
+    assert (shown["stock"], shown["price_fen"], shown["name"]) == (7, 4290, "新名")
 
 
 def test_stock_adjustments_keep_their_reason_in_the_history(client, auth, make_product):

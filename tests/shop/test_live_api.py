@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import func, select
 
 from shop.db import db
+from shop.live.models import LiveSession
 from shop.orders import service as order_service
 from tests.shop.conftest import SHIPPING
 
@@ -60,6 +62,7 @@ def test_a_streamer_schedules_lists_starts_pins_and_ends_a_session(client, strea
 
     shown = client.get(f"/api/v1/live-sessions/{created['id']}").get_json()
     assert shown["listings"] == [listing]
+    assert shown["pinned_listing_id"] == listing["id"]
 
     ended = client.post(f"/api/v1/live-sessions/{created['id']}/end", headers=headers)
     assert ended.status_code == 200
@@ -149,6 +152,8 @@ def test_other_roles_cannot_schedule_or_control_sessions(client, streamer, auth,
             client.post(f"/api/v1/live-sessions/{session['id']}{path}", headers=headers).status_code
             == 403
         )
+    assert client.get(f"/api/v1/live-sessions/{session['id']}").get_json()["state"] == "scheduled"
+    assert db.session.scalar(select(func.count()).select_from(LiveSession)) == 1
 
 
 def test_control_endpoints_need_a_token(client):
@@ -171,6 +176,10 @@ def test_state_conflicts(client, streamer, make_product):
     assert client.post(base + f"/listings/{listing['id']}/pin", headers=headers).status_code == 409
     late = add(client, headers, session["id"], product.id)
     assert late.status_code == 409 and late.get_json()["type"] == "conflict"
+    ended = client.get(base).get_json()
+    assert ended["state"] == "ended" and ended["pinned_listing_id"] is None
+    assert [row["id"] for row in ended["listings"]] == [listing["id"]]
+    assert client.get(f"/api/v1/products/{product.id}").get_json()["stock"] == 50
 
 
 def test_unknown_sessions_and_listings_are_404(client, streamer):

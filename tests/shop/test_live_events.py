@@ -64,7 +64,7 @@ def parse(block: str) -> dict[str, Any] | None:
 
 @pytest.fixture
 def long_streams(app, monkeypatch):
-    monkeypatch.setitem(app.config, "LIVE_EVENTS_TESTING_STREAM_S", 10)
+    monkeypatch.setitem(app.config, "LIVE_EVENTS_STREAM_S", 10)
 
 
 @pytest.fixture
@@ -181,28 +181,30 @@ def test_a_quiet_stream_sends_heartbeats(client, app, on_air, monkeypatch, long_
         stream.close()
 
 
-def test_the_stream_is_bounded_in_testing(client, app, on_air, monkeypatch):
-    monkeypatch.setitem(app.config, "LIVE_EVENTS_TESTING_STREAM_S", 0.3)
+def test_the_stream_closes_after_live_events_stream_s(client, app, on_air, monkeypatch):
+    """The browser's EventSource reconnects with Last-Event-ID; the server never holds a
+    stream open for longer than the configured time."""
+    monkeypatch.setitem(app.config, "LIVE_EVENTS_STREAM_S", 0.3)
+    monkeypatch.setitem(app.config, "LIVE_EVENTS_HEARTBEAT_S", 60)
     started = time.monotonic()
     body = client.get(f"/api/v1/live-sessions/{on_air.id}/events").get_data(as_text=True)
-    assert body.startswith("retry:")
-    assert time.monotonic() - started < 5
+    assert body == "retry: 3000\n: connected\n\n"
+    assert 0.3 <= time.monotonic() - started < 5
 
 
-def test_the_stream_holds_no_database_connection(app, committing, make_product, make_live_session):
+def test_the_stream_holds_no_database_connection(
+    app, committing, make_product, make_live_session, monkeypatch
+):
+    monkeypatch.setitem(app.config, "LIVE_EVENTS_STREAM_S", 10)
     with app.app_context():
         session = make_live_session([(make_product(stock=10), 3990, 5, None)])
         session_id = session.id
         db.session.close()
-        app.config["LIVE_EVENTS_TESTING_STREAM_S"] = 10
-        try:
-            pool = db.engine.pool
-            before = pool.checkedout()
-            stream = Stream(app.test_client().get(f"/api/v1/live-sessions/{session_id}/events"))
-            assert pool.checkedout() == before
-            stream.close()
-        finally:
-            app.config.pop("LIVE_EVENTS_TESTING_STREAM_S")
+        pool = db.engine.pool
+        before = pool.checkedout()
+        stream = Stream(app.test_client().get(f"/api/v1/live-sessions/{session_id}/events"))
+        assert pool.checkedout() == before
+        stream.close()
 
 
 @pytest.mark.redis

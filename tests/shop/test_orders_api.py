@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import func, select
 
+from shop.catalog.models import Product
 from shop.db import db
+from shop.live.models import LiveListing
 from shop.orders import service
+from shop.orders.models import Order
 from tests.shop.conftest import SHIPPING
 
 
@@ -27,6 +31,14 @@ def order_body(*lines):
 
 def post_order(client, headers, body, key="k-1"):
     return client.post("/api/v1/orders", json=body, headers={**headers, "Idempotency-Key": key})
+
+
+def orders_stored() -> int:
+    return db.session.scalar(select(func.count()).select_from(Order))
+
+
+def remaining(listing_id: int) -> int:
+    return db.session.get(LiveListing, listing_id).remaining
 
 
 def test_a_buyer_orders_from_a_live_listing_and_a_product(client, buyer, listing, make_product):
@@ -119,6 +131,8 @@ def test_bad_shipping_and_empty_orders_are_422(client, buyer, listing):
     assert response.status_code == 422 and "shipping.phone" in response.get_json()["errors"]
     twice = post_order(client, headers, order_body(line, line))
     assert twice.status_code == 422
+    assert orders_stored() == 0
+    assert remaining(listing.id) == 10
 
 
 def test_over_the_limit_is_409_limit(client, buyer, listing):
@@ -168,9 +182,11 @@ def test_a_listing_is_sold_only_while_its_session_is_live(
     body = order_body({"listing_id": session.listings[0].id, "qty": 1})
     before = post_order(client, headers, body, "a")
     assert before.status_code == 409 and before.get_json()["type"] == "conflict"
+    assert (orders_stored(), remaining(session.listings[0].id)) == (0, 5)
     live.start_session(db.session, session.id, streamer_id=session.streamer_id)
     db.session.commit()
     assert post_order(client, headers, body, "a").status_code == 201
+    assert (orders_stored(), remaining(session.listings[0].id)) == (1, 4)
 
 
 def test_after_the_session_ends_the_listing_is_a_conflict(
@@ -187,6 +203,8 @@ def test_after_the_session_ends_the_listing_is_a_conflict(
         client, headers, order_body({"listing_id": session.listings[0].id, "qty": 1})
     )
     assert response.status_code == 409 and response.get_json()["type"] == "conflict"
+    assert orders_stored() == 0
+    assert db.session.get(Product, product.id).stock == 100  # the allotment went back
 
 
 @pytest.mark.parametrize("role", ["streamer", "villager", "farmer", "admin"])
@@ -194,6 +212,7 @@ def test_only_buyers_place_orders(client, auth, listing, role):
     _, headers = auth(role)
     response = post_order(client, headers, order_body({"listing_id": listing.id, "qty": 1}))
     assert response.status_code == 403
+    assert (orders_stored(), remaining(listing.id)) == (0, 10)
 
 
 def test_order_endpoints_need_a_token(client):
@@ -288,10 +307,18 @@ def test_admin_ships_a_packed_order_and_marks_it_delivered(client, auth, buyer, 
     assert shipped.get_json()["state"] == "shipped"
     assert shipped.get_json()["carrier"] == "SF Express"
     assert shipped.get_json()["tracking_no"] == "SF1234567890"
+    stored = db.session.get(Order, order["id"])
+    assert (stored.state, stored.carrier, stored.tracking_no) == (
+        "shipped",
+        "SF Express",
+        "SF1234567890",
+    )
+    assert stored.shipped_at is not None
     delivered = client.post(f"/api/v1/orders/{order['id']}/delivered", headers=admin)
     assert delivered.status_code == 200 and delivered.get_json()["state"] == "delivered"
     seen = client.get(f"/api/v1/orders/{order['id']}", headers=buyer_headers).get_json()
-    assert seen["tracking_no"] == "SF1234567890"
+    assert (seen["state"], seen["tracking_no"]) == ("delivered", "SF1234567890")
+    assert db.session.get(Order, order["id"]).state == "delivered"
 
 
 def test_shipping_needs_admin_and_a_carrier(client, auth, buyer, listing):

@@ -61,9 +61,13 @@ def shop(app, committing, auth, make_product, place):
         product = make_product(stock=10, price_fen=3990)
         order = place(buyer, [{"product_id": product.id, "qty": 2}])
         # Plain values: the race closes this thread's session, detaching the objects.
-        yield SimpleNamespace(
+        values = SimpleNamespace(
             headers=headers, product_id=product.id, order_id=order.id, expires_at=order.expires_at
         )
+        # Requests have sessions of their own: hold no transaction here while they run
+        # (on SQLite it would keep the write lock).
+        db.session.close()
+        yield values
 
 
 def count(model: Any, **where: Any) -> int:

@@ -30,7 +30,7 @@ from tests.shop.payments_support import (
     stripe_unreachable,
     succeeded_intent,
 )
-from tests.support.stripe import sign_webhook
+from tests.support.stripe import SECRET_KEY, WEBHOOK_SECRET, sign_webhook
 
 stripe_on = payments_support.stripe_on
 paid_events = payments_support.paid_events
@@ -278,14 +278,37 @@ def test_a_redelivered_success_for_a_cancelled_order_refunds_only_once(client, s
     assert payment_row(order.id).status == PaymentStatus.REFUNDED
 
 
-def test_the_same_event_id_from_the_sandbox_and_stripe_are_different_events(client, shop):
+def test_the_same_event_id_from_the_sandbox_and_stripe_are_different_events(
+    app, client, shop, place, localstripe, monkeypatch
+):
     """Event ids are unique per provider, so a sandbox id can never block a Stripe one."""
-    _, headers, _, order = shop
-    payment = pay_for(client, headers, order.id).json
-    client.post(f"/api/v1/payments/sandbox/{payment['payment_id']}/succeed")
+    buyer, headers, product, order = shop
+    sandbox = pay_for(client, headers, order.id).json
+    assert client.post(f"/api/v1/payments/sandbox/{sandbox['payment_id']}/succeed").json[
+        "outcome"
+    ] == (Outcome.PAID)
     (recorded,) = events_for(order.id)
-    assert recorded.provider == "sandbox"
-    assert recorded.event_id == f"sandbox-succeeded-{payment['payment_id']}"
+    event_id = f"sandbox-succeeded-{sandbox['payment_id']}"
+    assert (recorded.provider, recorded.event_id) == ("sandbox", event_id)
+
+    # Stripe is switched on, and an event of its own carries that very id.
+    for key, value in {
+        "STRIPE_SECRET_KEY": SECRET_KEY,
+        "STRIPE_API_BASE": localstripe.base_url,
+        "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+    }.items():
+        monkeypatch.setitem(app.config, key, value)
+    second = place(buyer, [{"product_id": product.id, "qty": 1}])
+    payment = pay_for(client, headers, second.id).json
+    event = intent_event(succeeded_intent(payment, second.id))
+    event["id"] = event_id
+    delivered = deliver(client, event)
+
+    assert delivered.status_code == 200
+    assert delivered.json["duplicate"] is False
+    assert delivered.json["outcome"] == Outcome.PAID
+    assert order_state(second.id) == "paid"
+    assert [(e.provider, e.event_id) for e in events_for(second.id)] == [("stripe", event_id)]
 
 
 # --- out of order ------------------------------------------------------------------------
