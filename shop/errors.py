@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from flask import Flask, Response, json
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -176,20 +177,39 @@ def _is_bad_json(messages: Any) -> bool:
 
 
 def handle_database_error(error: DBAPIError) -> Response:
-    """A lost database connection is the server's trouble and passes: answer 503, retry.
+    """The database does not answer (refused, reset, timed out, cancelled): the
+    server's trouble, and it passes — 503, retry. Anything else is a bug: 500.
 
     (The pool pings only idle connections, so one that dies while busy surfaces here;
     SQLAlchemy has already invalidated it and its pool.)"""
-    if not error.connection_invalidated:
+    from shop.db import commit_outcome_unknown, db, is_unavailable
+
+    if not is_unavailable(error):
         return handle_unexpected(error)
-    log.warning("database connection lost: %s", error.orig)
+    # Read before the rollback below: was the COMMIT sent when the connection failed?
+    if commit_outcome_unknown(db.session):
+        log.warning("database failed during COMMIT, outcome unknown: %s", error.orig)
+        detail = (
+            "The database stopped answering while saving: it is unknown whether the "
+            "change was saved. Retry the request; a retry is safe."
+        )
+    else:
+        log.warning("database unavailable: %s", error.orig)
+        detail = "The database did not answer; nothing was changed. Retry in a moment."
     _abandon_transaction()
+    return _unavailable(detail)
+
+
+def handle_pool_timeout(error: PoolTimeout) -> Response:
+    """Every pooled connection stayed busy for ``DB_POOL_TIMEOUT_S``: 503, retry."""
+    log.warning("database pool exhausted: %s", error)
+    _abandon_transaction()
+    return _unavailable("Too busy to reach the database; nothing was changed. Retry in a moment.")
+
+
+def _unavailable(detail: str) -> Response:
     return problem(
-        Unavailable.status,
-        Unavailable.type,
-        Unavailable.title,
-        "The database connection was lost; nothing was changed. Retry in a moment.",
-        {"Retry-After": "1"},
+        Unavailable.status, Unavailable.type, Unavailable.title, detail, {"Retry-After": "1"}
     )
 
 
@@ -203,4 +223,5 @@ def register(app: Flask) -> None:
     app.register_error_handler(DomainError, handle_domain_error)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(DBAPIError, handle_database_error)
+    app.register_error_handler(PoolTimeout, handle_pool_timeout)
     app.register_error_handler(Exception, handle_unexpected)
