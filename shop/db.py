@@ -140,9 +140,7 @@ class _BoundedConnection(psycopg.Connection[Any]):
 
     reply_timeout_s: float | None = None
 
-    def wait(
-        self, gen: PQGen[RV], interval: float = 0.1, timeout: float | None = None
-    ) -> RV:
+    def wait(self, gen: PQGen[RV], interval: float = 0.1, timeout: float | None = None) -> RV:
         if timeout is not None or self.reply_timeout_s is None:
             return super().wait(gen, interval, timeout)
         try:

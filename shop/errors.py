@@ -176,35 +176,41 @@ def _is_bad_json(messages: Any) -> bool:
     return isinstance(messages, list) and any("JSON" in str(m) for m in messages)
 
 
-def handle_database_error(error: DBAPIError) -> Response:
-    """The database does not answer (refused, reset, timed out, cancelled): the
-    server's trouble, and it passes — 503, retry. Anything else is a bug: 500.
+def database_unavailable(error: Exception) -> str | None:
+    """What to tell the client when ``error`` says the database did not answer
+    (refused, reset, timed out, cancelled, every pooled connection busy): the server's
+    trouble, and it passes — a 503. None for anything else (a bug: 500).
 
-    (The pool pings only idle connections, so one that dies while busy surfaces here;
-    SQLAlchemy has already invalidated it and its pool.)"""
+    Logs one warning line, no traceback. Call it before rolling back: it reads whether
+    the failure came during a COMMIT, when the change may have been saved after all.
+    """
     from shop.db import commit_outcome_unknown, db, is_unavailable
 
-    if not is_unavailable(error):
-        return handle_unexpected(error)
-    # Read before the rollback below: was the COMMIT sent when the connection failed?
+    if isinstance(error, PoolTimeout):
+        log.warning("database pool exhausted: %s", error)
+        return "Too busy to reach the database; nothing was changed. Retry in a moment."
+    if not isinstance(error, DBAPIError) or not is_unavailable(error):
+        return None
     if commit_outcome_unknown(db.session):
         log.warning("database failed during COMMIT, outcome unknown: %s", error.orig)
-        detail = (
+        return (
             "The database stopped answering while saving: it is unknown whether the "
             "change was saved. Retry the request; a retry is safe."
         )
-    else:
-        log.warning("database unavailable: %s", error.orig)
-        detail = "The database did not answer; nothing was changed. Retry in a moment."
+    log.warning("database unavailable: %s", error.orig)
+    return "The database did not answer; nothing was changed. Retry in a moment."
+
+
+def handle_database_error(error: DBAPIError | PoolTimeout) -> Response:
+    """503 with Retry-After when the database does not answer; otherwise a 500.
+
+    (The pool pings only idle connections, so one that dies while busy surfaces here;
+    SQLAlchemy has already invalidated it and its pool.)"""
+    detail = database_unavailable(error)
+    if detail is None:
+        return handle_unexpected(error)
     _abandon_transaction()
     return _unavailable(detail)
-
-
-def handle_pool_timeout(error: PoolTimeout) -> Response:
-    """Every pooled connection stayed busy for ``DB_POOL_TIMEOUT_S``: 503, retry."""
-    log.warning("database pool exhausted: %s", error)
-    _abandon_transaction()
-    return _unavailable("Too busy to reach the database; nothing was changed. Retry in a moment.")
 
 
 def _unavailable(detail: str) -> Response:
@@ -223,5 +229,5 @@ def register(app: Flask) -> None:
     app.register_error_handler(DomainError, handle_domain_error)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(DBAPIError, handle_database_error)
-    app.register_error_handler(PoolTimeout, handle_pool_timeout)
+    app.register_error_handler(PoolTimeout, handle_database_error)
     app.register_error_handler(Exception, handle_unexpected)

@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -84,7 +85,9 @@ class PostgresServer:
         self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def url(self, port: int | None = None) -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{port or self.port}/postgres?sslmode=disable"
+        return (
+            f"postgresql+psycopg://postgres@127.0.0.1:{port or self.port}/postgres?sslmode=disable"
+        )
 
     def destroy(self) -> None:
         with contextlib.suppress(subprocess.CalledProcessError):
@@ -93,9 +96,9 @@ class PostgresServer:
 
 
 @pytest.fixture(scope="module")
-def postgres_server() -> object:
+def postgres_server() -> Iterator[PostgresServer]:
     bin_dir = postgres_bin()
-    if bin_dir is None or shutil.which("runuser") is None and os.geteuid() == 0:
+    if bin_dir is None or (shutil.which("runuser") is None and os.geteuid() == 0):
         pytest.skip("needs the PostgreSQL server binaries (/usr/lib/postgresql/*/bin)")
     server = PostgresServer(bin_dir)
     try:
@@ -121,8 +124,10 @@ class RedisServer:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
-            + ["--save", "", "--appendonly", "no"],
+            [
+                *("redis-server", "--port", str(self.port), "--bind", "127.0.0.1"),
+                *("--save", "", "--appendonly", "no"),
+            ],
             stdout=subprocess.DEVNULL,
         )
         wait_for_port(self.port)
@@ -135,7 +140,7 @@ class RedisServer:
 
 
 @pytest.fixture(scope="module")
-def redis_server() -> object:
+def redis_server() -> Iterator[RedisServer]:
     if shutil.which("redis-server") is None:
         pytest.skip("needs redis-server")
     server = RedisServer()
@@ -290,10 +295,9 @@ class PgProxy:
                     if not started:
                         code = struct.unpack("!I", message[4:8])[0]
                         started = code not in (_SSL_REQUEST, _GSSENC_REQUEST)
-                    elif self._lose_commit_reply and message[:1] == b"Q":
-                        if message[5:].strip(b"\0").strip().upper() == b"COMMIT":
-                            self._lose_commit_reply = False
-                            pair.commit_sent = True
+                    elif self._lose_commit_reply and _is_commit(message):
+                        self._lose_commit_reply = False
+                        pair.commit_sent = True
                     pair.server.sendall(message)
         except OSError:
             pass
@@ -316,8 +320,13 @@ class PgProxy:
             pair.close()
 
 
+def _is_commit(message: bytes) -> bool:
+    """A simple-protocol Query ('Q') for COMMIT: how psycopg commits."""
+    return message[:1] == b"Q" and message[5:].strip(b"\0").strip().upper() == b"COMMIT"
+
+
 @pytest.fixture(scope="module")
-def pg_proxy(postgres_server: PostgresServer) -> object:
+def pg_proxy(postgres_server: PostgresServer) -> Iterator[PgProxy]:
     proxy = PgProxy(postgres_server.port)
     proxy.accept()
     try:

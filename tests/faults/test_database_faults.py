@@ -24,13 +24,9 @@ from shop.catalog import service as catalog
 from shop.db import db, reply_timeout_s
 from shop.orders import service as orders
 from shop.orders.models import Order
+from shop.web.auth import SESSION_USER
 from tests.shop.conftest import SHIPPING
-from tests.support.faults import (  # noqa: F401 (fixtures)
-    PgProxy,
-    PostgresServer,
-    pg_proxy,
-    postgres_server,
-)
+from tests.support.faults import PgProxy, PostgresServer
 
 pytestmark = pytest.mark.postgres
 
@@ -162,6 +158,23 @@ def test_a_refused_connection_answers_503_at_once_and_readyz_takes_the_node_out(
     assert errors_logged(caplog) == []
     proxy.accept()
     assert products(faulty_app).status_code == 200
+
+
+def test_a_page_answers_an_html_503_with_retry_after_when_the_database_refuses(
+    faulty_app: Flask, proxy: PgProxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = faulty_app.test_client()
+    with client.session_transaction() as cookie:
+        cookie[SESSION_USER] = 1  # signed in: the page looks the user up
+    proxy.refuse()
+
+    response = client.get("/")
+
+    assert response.status_code == 503
+    assert response.mimetype == "text/html"
+    assert "Temporarily unavailable" in response.get_data(as_text=True)
+    assert int(response.headers["Retry-After"]) > 0
+    assert errors_logged(caplog) == []
 
 
 def test_a_frozen_database_costs_a_request_seconds_then_503_while_healthz_answers_at_once(

@@ -23,11 +23,13 @@ from shop.accounts import service as accounts
 from shop.app import create_app
 from shop.db import db
 from shop.live import service as live
-from tests.support.faults import RedisServer, redis_server  # noqa: F401 (fixture)
+from tests.support.faults import RedisServer
 
 
 @pytest.fixture(scope="module")
-def redis_app(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
+def redis_app(
+    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Flask]:
     instance = tmp_path_factory.mktemp("redis-faults-instance")
     app = create_app(
         {
@@ -79,7 +81,11 @@ def sse_events(text: str) -> list[dict[str, Any]]:
         )
         if "event" in fields:
             seen.append(
-                {"id": int(fields["id"]), "event": fields["event"], "data": json.loads(fields["data"])}
+                {
+                    "id": int(fields["id"]),
+                    "event": fields["event"],
+                    "data": json.loads(fields["data"]),
+                }
             )
     return seen
 
@@ -128,7 +134,9 @@ def test_a_viewer_resuming_after_redis_restarted_empty_receives_every_later_even
         db.session.commit()
         live_id = session.id
     bus = events.live_bus(redis_app)
-    seen_before = [bus.publish(live_id, "listing.stock", {"listing_id": 1, "remaining": n}) for n in (9, 8, 7)]
+    seen_before = [
+        bus.publish(live_id, "listing.stock", {"listing_id": 1, "remaining": n}) for n in (9, 8, 7)
+    ]
     last_seen = seen_before[-1].id  # the viewer's Last-Event-ID
 
     restart_empty(redis_server, redis_app)
@@ -145,7 +153,10 @@ def test_a_viewer_resuming_after_redis_restarted_empty_receives_every_later_even
 
 def test_the_embedded_bus_of_a_restarted_process_goes_on_above_the_ids_viewers_kept() -> None:
     before_restart = events.InProcessBus()
-    kept = [before_restart.publish(3, "listing.stock", {"listing_id": 1, "remaining": n}) for n in (2, 1)]
+    kept = [
+        before_restart.publish(3, "listing.stock", {"listing_id": 1, "remaining": n})
+        for n in (2, 1)
+    ]
 
     after_restart = events.InProcessBus()
     sold_out = after_restart.publish(3, "listing.sold_out", {"listing_id": 1})
