@@ -152,7 +152,7 @@ def test_a_refused_connection_answers_503_at_once_and_readyz_takes_the_node_out(
     ready = faulty_app.test_client().get("/readyz")
 
     assert_unavailable(response)
-    assert elapsed < 1
+    assert elapsed < 1.5  # not a connect timeout: refused at once
     assert ready.status_code == 503
     assert ready.json["checks"]["database"].startswith("error")
     assert errors_logged(caplog) == []
@@ -196,7 +196,7 @@ def test_a_frozen_database_costs_a_request_seconds_then_503_while_healthz_answer
         finally:
             proxy.thaw()  # (before the pool waits for its threads: a hang fails, not blocks)
 
-    assert health.status_code == 200 and health_s < 0.5
+    assert health.status_code == 200 and health_s < 1
     for response, elapsed in results[:2]:
         assert_unavailable(response)
         assert elapsed < 3 * bound_s
