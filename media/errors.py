@@ -1,6 +1,9 @@
-"""Media errors: every refused upload is a 4xx problem of type ``image``."""
+"""Media errors: every refused upload is a 4xx problem of type ``image``; a disk that
+cannot take it is a 507 (full) or 503 (read-only, failing)."""
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 from shop.errors import DomainError
 
@@ -20,3 +23,20 @@ class BadImage(DomainError):
     type = "image"
     status = 422
     title = "The image cannot be used"
+
+
+class StorageFull(DomainError):
+    """The media disk is full (ENOSPC, or a quota): nothing was stored."""
+
+    type = "insufficient-storage"
+    status = 507
+    title = "No room to store the image"
+
+
+class StorageUnavailable(DomainError):
+    """The media disk refuses writes or reads (read-only, I/O error): nothing was stored."""
+
+    type = "unavailable"
+    status = 503
+    title = "Image storage unavailable"
+    headers: ClassVar[dict[str, str]] = {"Retry-After": "30"}

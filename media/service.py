@@ -40,7 +40,8 @@ def upload(
     """Clean and store an image with its renditions; returns ``(media, created)``.
 
     The same image again returns the existing record (``created`` False). Raises
-    UnsupportedImage or BadImage, in which case nothing at all has been written.
+    UnsupportedImage or BadImage, or StorageFull or StorageUnavailable when the disk
+    fails; in each case nothing at all has been written.
     """
     cleaned = images.clean(data, max_pixels=max_pixels)
     key = sha256_hex(cleaned.data)
@@ -49,9 +50,6 @@ def upload(
         return existing, False
 
     rendered = _renditions(cleaned.image, images.RENDITION_SIZES)
-    # Files before the row: a committed row never points at a missing file. If the
-    # transaction fails afterwards the files stay as harmless, unreferenced blobs.
-    storage.put(key, cleaned.data)
     media = Media(
         sha256=key,
         content_type=cleaned.content_type,
@@ -60,10 +58,14 @@ def upload(
         byte_size=len(cleaned.data),
         uploaded_by_id=uploaded_by_id,
     )
+    files = {key: cleaned.data}
     for name, encoded in rendered.items():
         rendition_key = sha256_hex(encoded.data)
-        storage.put(rendition_key, encoded.data)
+        files[rendition_key] = encoded.data
         media.renditions.append(_rendition_row(name, rendition_key, encoded))
+    # Files before the row: a committed row never points at a missing file. If the
+    # transaction fails afterwards the files stay as harmless, unreferenced blobs.
+    _store_all(storage, files)
     try:
         with session.begin_nested():
             session.add(media)
@@ -74,6 +76,24 @@ def upload(
             raise
         return winner, False
     return media, True
+
+
+def _store_all(storage: Storage, files: Mapping[str, bytes]) -> None:
+    """Store every file or none: when the disk fails part-way (full, read-only, I/O
+    error), the files this call added are removed again before the error goes on."""
+    added: list[str] = []
+    try:
+        for key, data in files.items():
+            if not storage.exists(key):
+                storage.put(key, data)
+                added.append(key)
+    except Exception:
+        for key in added:
+            try:
+                storage.delete(key)
+            except OSError:
+                log.warning("media: could not remove %s after a failed upload", key)
+        raise
 
 
 def _rendition_row(name: str, key: str, encoded: images.Encoded) -> MediaRendition:

@@ -10,6 +10,8 @@ from typing import Any
 
 from alembic import context
 from flask import current_app
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.pool import NullPool
 
 from shop.db import UTCDateTime
 
@@ -30,8 +32,18 @@ def skip_empty(context: Any, revision: Any, directives: list[Any]) -> None:
         directives[:] = []
 
 
+def migration_engine() -> Engine:
+    """The app's engine; on PostgreSQL one of the migrations' own, without the app's
+    statement timeout and reply bound: building an index over a large table may
+    legitimately take minutes."""
+    engine: Engine = migrate_ext.db.engine
+    if engine.dialect.name != "postgresql":
+        return engine
+    return create_engine(engine.url, poolclass=NullPool)
+
+
 def run_online() -> None:
-    engine = migrate_ext.db.engine
+    engine = migration_engine()
     options = dict(migrate_ext.configure_args)
     options.setdefault("process_revision_directives", skip_empty)
     options["render_as_batch"] = engine.dialect.name == "sqlite"

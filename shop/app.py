@@ -15,7 +15,7 @@ from shop import config as config_module
 from shop import errors
 from shop.api import OPENAPI_CONFIG, Api, install_converters
 from shop.celery_app import init_celery
-from shop.db import db, engine_options, ping_idle_connections
+from shop.db import bound_replies, db, engine_options, ping_idle_connections, reply_timeout_s
 from shop.docs import register_docs
 from shop.headers import protect_response
 from shop.proxy import trust_proxies
@@ -95,7 +95,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app = Flask("shop", instance_path=config["INSTANCE_DIR"])
     app.config.update(config)
     app.config.update(OPENAPI_CONFIG)
-    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(config["DATABASE_URL"])
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(config)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     os.makedirs(app.instance_path, exist_ok=True)
@@ -105,12 +105,15 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     if not config["DATABASE_URL"].startswith("sqlite"):
         with app.app_context():
             ping_idle_connections(db.engine)
+            bound_replies(db.engine, reply_timeout_s(config))
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, compare_type=True)
     init_celery(app)
 
     trust_proxies(app)
     if app.config["REDIS_URL"]:
-        client = redis.Redis.from_url(app.config["REDIS_URL"], socket_timeout=5)
+        client = redis.Redis.from_url(
+            app.config["REDIS_URL"], socket_timeout=5, socket_connect_timeout=5
+        )
         app.extensions["shanhuo.redis"] = client
         app.extensions["shanhuo.ratelimiter"] = FailOpenLimiter(
             RedisRateLimiter(client), MemoryRateLimiter()

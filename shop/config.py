@@ -89,6 +89,15 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "OUTBOX_MAX_ATTEMPTS": _int("OUTBOX_MAX_ATTEMPTS", 10),
         "OUTBOX_RETRY_BASE_S": _int("OUTBOX_RETRY_BASE_S", 10),
         "OUTBOX_RETRY_MAX_S": _int("OUTBOX_RETRY_MAX_S", 3600),
+        #: PostgreSQL: every wait is bounded, so a frozen or unreachable database costs a
+        #: request seconds (then 503), never forever. Seconds to open a connection:
+        "DB_CONNECT_TIMEOUT_S": _int("DB_CONNECT_TIMEOUT_S", 3),
+        #: the server cancels a statement (or a lock wait) after this. The slowest
+        #: legitimate statements of requests and tasks (a payout run, the expiry sweep)
+        #: take well under a second; migrations run without this limit.
+        "DB_STATEMENT_TIMEOUT_MS": _int("DB_STATEMENT_TIMEOUT_MS", 10_000),
+        #: seconds a request waits for a pooled connection when all are busy
+        "DB_POOL_TIMEOUT_S": _int("DB_POOL_TIMEOUT_S", 5),
         #: contracts: a payout claimed for sending this long ago (sender died) is retried
         "PAYOUT_SENDING_LEASE_S": _int("PAYOUT_SENDING_LEASE_S", 900),
     }

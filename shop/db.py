@@ -8,12 +8,14 @@ transactions, so parallel requests wait for each other instead of failing with
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 from flask_sqlalchemy import SQLAlchemy
+from psycopg.abc import RV, PQGen
 from sqlalchemy import BigInteger, DateTime, Integer, MetaData, TypeDecorator, event, exc
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, registry, scoped_session
@@ -101,15 +103,121 @@ def reads_outside_transaction(session: DbSession) -> Iterator[Connection]:
 PING_AFTER_IDLE_S = 10.0
 
 
-def engine_options(url: str) -> dict[str, Any]:
-    if url.startswith("sqlite"):
+def engine_options(config: Mapping[str, Any]) -> dict[str, Any]:
+    if config["DATABASE_URL"].startswith("sqlite"):
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
     # No ``pool_pre_ping``: it costs every request a round trip. ``ping_idle_connections``
     # pings only connections that sat idle, which is where a dead one hides (a
     # restarted server, a firewall's idle timeout). A connection that dies while busy
     # fails its statement; SQLAlchemy then invalidates the pool and the request
     # answers 503 (see ``shop.errors``).
-    return {}
+    #
+    # Every wait is bounded: opening a connection (``connect_timeout``), a statement
+    # or lock wait (the server's ``statement_timeout``), a checkout from a busy pool
+    # (``pool_timeout``), and the wait for any reply (``bound_replies``: a frozen
+    # server enforces no statement timeout). Keepalives find a peer that vanished
+    # from an idle connection.
+    return {
+        "pool_timeout": config["DB_POOL_TIMEOUT_S"],
+        "connect_args": {
+            "connect_timeout": config["DB_CONNECT_TIMEOUT_S"],
+            "options": f"-c statement_timeout={int(config['DB_STATEMENT_TIMEOUT_MS'])}",
+            "keepalives": 1,
+            "keepalives_idle": 30,
+            "keepalives_interval": 10,
+            "keepalives_count": 3,
+        },
+    }
+
+
+def reply_timeout_s(config: Mapping[str, Any]) -> float:
+    """How long to wait for any reply: the server's own statement timeout, plus the
+    time a healthy network and server need to say so."""
+    return config["DB_STATEMENT_TIMEOUT_MS"] / 1000 + config["DB_CONNECT_TIMEOUT_S"]
+
+
+class _BoundedConnection(psycopg.Connection[Any]):
+    """psycopg's connection with a limit on every wait for the server.
+
+    ``statement_timeout`` is enforced by the server, so a server that is frozen
+    (stopped, swapping, a network path that swallows packets but still ACKs) never
+    sends its timeout error and a request would wait forever. All of psycopg's
+    exchanges (statements, COMMIT, ROLLBACK, pings) go through ``wait``.
+    """
+
+    reply_timeout_s: float | None = None
+
+    def wait(self, gen: PQGen[RV], interval: float = 0.1, timeout: float | None = None) -> RV:
+        if timeout is not None or self.reply_timeout_s is None:
+            return super().wait(gen, interval, timeout)
+        try:
+            return super().wait(gen, interval, self.reply_timeout_s)
+        except psycopg.errors._WaitTimeout:
+            # Mid-exchange the connection is in an unknown state: close it, so
+            # SQLAlchemy sees a disconnect and throws it away.
+            self.pgconn.finish()
+            raise psycopg.OperationalError(
+                f"no reply from the database within {self.reply_timeout_s:g} s"
+            ) from None
+
+
+def bound_replies(engine: Engine, timeout_s: float) -> None:
+    """Open the engine's connections as ``_BoundedConnection`` with ``timeout_s``."""
+
+    @event.listens_for(engine, "do_connect")
+    def connect(dialect: Any, connection_record: Any, cargs: Any, cparams: Any) -> Any:
+        connection = _BoundedConnection.connect(*cargs, **cparams)
+        connection.reply_timeout_s = timeout_s
+        return connection
+
+
+#: SQLSTATE classes meaning "the database cannot serve now", not "this request is
+#: wrong": 08 connection exception, 53 insufficient resources (too many connections,
+#: disk full), 57 operator intervention (statement timeout, shutdown, starting up).
+_UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57")
+
+
+def is_unavailable(error: exc.DBAPIError) -> bool:
+    """Whether ``error`` says the database could not be reached or did not answer in
+    time (refused, reset, timed out, cancelled), as opposed to a bug or bad data."""
+    if error.connection_invalidated:
+        return True
+    if not isinstance(error, exc.OperationalError):
+        return False
+    sqlstate = getattr(error.orig, "sqlstate", None)
+    if sqlstate:
+        return str(sqlstate)[:2] in _UNAVAILABLE_SQLSTATE_CLASSES
+    if isinstance(error.orig, psycopg.OperationalError):
+        return True  # raised by the client: refused, closed, timed out
+    return "database is locked" in str(error.orig)  # SQLite's busy timeout ran out
+
+
+_COMMITTING = "shanhuo.db.committing"
+
+
+@event.listens_for(Session, "before_commit")
+def _note_commit_started(session: Session) -> None:
+    # Only the outermost transaction: a lost RELEASE SAVEPOINT commits nothing.
+    if not session.in_nested_transaction():
+        session.info[_COMMITTING] = True
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_soft_rollback")
+def _note_commit_settled(session: Session, *args: Any) -> None:
+    # A COMMIT that fails leaves the transaction as it was (no rollback yet): the
+    # error handler reads the flag before it rolls back. A flush that fails inside
+    # commit() rolls back here, before any COMMIT was sent: nothing was changed.
+    session.info.pop(_COMMITTING, None)
+
+
+def commit_outcome_unknown(session: DbSession) -> bool:
+    """Whether ``session``'s last COMMIT was sent but never answered (read once).
+
+    A connection lost then may have lost the reply after the server committed: the
+    change may or may not be saved."""
+    plain = session() if isinstance(session, scoped_session) else session
+    return bool(plain.info.pop(_COMMITTING, False))
 
 
 def ping_idle_connections(engine: Engine) -> None:

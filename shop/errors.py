@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from flask import Flask, Response, json
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -189,21 +190,46 @@ def _is_bad_json(messages: Any) -> bool:
     return isinstance(messages, list) and any("JSON" in str(m) for m in messages)
 
 
-def handle_database_error(error: DBAPIError) -> Response:
-    """A lost database connection is the server's trouble and passes: answer 503, retry.
+def database_unavailable(error: Exception) -> str | None:
+    """What to tell the client when ``error`` says the database did not answer
+    (refused, reset, timed out, cancelled, every pooled connection busy): the server's
+    trouble, and it passes — a 503. None for anything else (a bug: 500).
+
+    Logs one warning line, no traceback. Call it before rolling back: it reads whether
+    the failure came during a COMMIT, when the change may have been saved after all.
+    """
+    from shop.db import commit_outcome_unknown, db, is_unavailable
+
+    if isinstance(error, PoolTimeout):
+        log.warning("database pool exhausted: %s", error)
+        return "Too busy to reach the database; nothing was changed. Retry in a moment."
+    if not isinstance(error, DBAPIError) or not is_unavailable(error):
+        return None
+    if commit_outcome_unknown(db.session):
+        log.warning("database failed during COMMIT, outcome unknown: %s", error.orig)
+        return (
+            "The database stopped answering while saving: it is unknown whether the "
+            "change was saved. Retry the request; a retry is safe."
+        )
+    log.warning("database unavailable: %s", error.orig)
+    return "The database did not answer; nothing was changed. Retry in a moment."
+
+
+def handle_database_error(error: DBAPIError | PoolTimeout) -> Response:
+    """503 with Retry-After when the database does not answer; otherwise a 500.
 
     (The pool pings only idle connections, so one that dies while busy surfaces here;
     SQLAlchemy has already invalidated it and its pool.)"""
-    if not error.connection_invalidated:
+    detail = database_unavailable(error)
+    if detail is None:
         return handle_unexpected(error)
-    log.warning("database connection lost: %s", error.orig)
     _abandon_transaction()
+    return _unavailable(detail)
+
+
+def _unavailable(detail: str) -> Response:
     return problem(
-        Unavailable.status,
-        Unavailable.type,
-        Unavailable.title,
-        "The database connection was lost; nothing was changed. Retry in a moment.",
-        {"Retry-After": "1"},
+        Unavailable.status, Unavailable.type, Unavailable.title, detail, {"Retry-After": "1"}
     )
 
 
@@ -217,4 +243,5 @@ def register(app: Flask) -> None:
     app.register_error_handler(DomainError, handle_domain_error)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(DBAPIError, handle_database_error)
+    app.register_error_handler(PoolTimeout, handle_database_error)
     app.register_error_handler(Exception, handle_unexpected)

@@ -14,6 +14,7 @@ import json
 import logging
 import queue
 import threading
+import time
 from collections import defaultdict, deque
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -104,7 +105,9 @@ class InProcessBus:
 
     def publish(self, live_session_id: int, event: str, data: dict[str, Any]) -> LiveEvent:
         with self.lock:
-            self.seq[live_session_id] += 1
+            # Never below the clock: a restarted process goes on above the ids that
+            # viewers kept (Last-Event-ID), instead of starting again at 1.
+            self.seq[live_session_id] = max(self.seq[live_session_id] + 1, _time_base())
             record = LiveEvent(self.seq[live_session_id], event, data)
             self.history[live_session_id].append(record)
             for subscriber in self.subscribers[live_session_id]:
@@ -156,7 +159,7 @@ class RedisBus:
 
     def publish(self, live_session_id: int, event: str, data: dict[str, Any]) -> LiveEvent:
         channel = self.channel(live_session_id)
-        record = LiveEvent(int(self.client.incr(f"{channel}:seq")), event, data)
+        record = LiveEvent(self._next_id(f"{channel}:seq"), event, data)
         raw = record.to_json()
         pipe = self.client.pipeline(transaction=False)
         pipe.rpush(f"{channel}:history", raw)
@@ -166,6 +169,21 @@ class RedisBus:
         pipe.publish(channel, raw)
         pipe.execute()
         return record
+
+    #: INCR, but never below the time base: a Redis that restarted without its data
+    #: goes on above the ids viewers kept (Last-Event-ID) instead of starting at 1.
+    NEXT_ID = """
+    local id = redis.call('INCR', KEYS[1])
+    local base = tonumber(ARGV[1])
+    if id < base then
+        redis.call('SET', KEYS[1], ARGV[1])
+        id = base
+    end
+    return id
+    """
+
+    def _next_id(self, key: str) -> int:
+        return int(self.client.eval(self.NEXT_ID, 1, key, _time_base()))
 
     def subscribe(
         self, live_session_id: int, after_id: int | None
@@ -180,6 +198,12 @@ class RedisBus:
             raw = self.client.lrange(f"{channel}:history", 0, -1)
             backlog = [e for e in map(LiveEvent.from_json, raw) if _after(e, after_id)]
         return backlog, _RedisSubscription(pubsub)
+
+
+def _time_base() -> int:
+    """Microseconds since the epoch: live-event ids never fall below it, so they grow
+    across restarts (of Redis or of the process) as long as the clock does."""
+    return time.time_ns() // 1000
 
 
 def _after(record: LiveEvent, after_id: int | None) -> bool:

@@ -150,12 +150,21 @@ def flash_refusal(error: DomainError) -> None:
 
 
 def error_page(
-    status: int, title_key: str, detail: str | None = None, note_key: str | None = None
+    status: int,
+    title_key: str,
+    detail: str | None = None,
+    note_key: str | None = None,
+    **context: Any,
 ) -> tuple[str, int]:
     """The HTML error page; ``detail`` is the (English) message of the rule that said no."""
     db.session.rollback()
     page = render_template(
-        "web/error.html", status=status, title_key=title_key, detail=detail, note_key=note_key
+        "web/error.html",
+        status=status,
+        title_key=title_key,
+        detail=detail,
+        note_key=note_key,
+        **context,
     )
     return page, status
 
@@ -165,7 +174,7 @@ def _title_key(status: int) -> str:
 
 
 _KNOWN = {"error_400", "error_403", "error_404", "error_405", "error_409", "error_422"}
-_KNOWN |= {"error_429", "error_500"}
+_KNOWN |= {"error_429", "error_500", "error_503"}
 
 
 def _domain_error_page(error: DomainError) -> Any:
@@ -183,6 +192,11 @@ def _http_error_page(error: HTTPException) -> Any:
 def _unexpected_error_page(error: Exception) -> Any:
     if isinstance(error, HTTPException):  # pragma: no cover - routed to _http_error_page
         return _http_error_page(error)
+    detail = errors.database_unavailable(error)
+    if detail is not None:  # the database does not answer: it passes, retry
+        # No signed-in user in the header: looking them up needs the database.
+        page, status = error_page(503, "error_503", detail, page_user=lambda: None)
+        return page, status, {"Retry-After": "1"}
     log.exception("page failed: %s %s", request.method, request.path)
     return error_page(500, "error_500")
 

@@ -71,6 +71,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "我们已经记录下来了，请稍后再试。",
         "It has been logged; please try again later.",
     ),
+    "error_503": ("暂时无法服务，请稍后再试", "Temporarily unavailable; try again in a moment"),
     "csrf_failed": (
         "表单已过期，请返回、刷新页面再试。",
         "This form has expired; go back, reload the page and try again.",
