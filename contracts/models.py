@@ -132,6 +132,7 @@ class Delivery(Base):
         CheckConstraint("amount_fen >= 0", name="amount_not_negative"),
         Index("ix_deliveries_farmer_id", "farmer_id"),
         Index("ix_deliveries_contract_id", "contract_id"),
+        Index("uq_deliveries_lot_id", "lot_id", unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -149,6 +150,8 @@ class Delivery(Base):
     amount_fen: Mapped[int] = mapped_column(BigInteger)
     recorded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: the lot the delivered produce became (its code is on the delivery and the trace page)
+    lot_id: Mapped[int | None] = mapped_column(ForeignKey("stock_lots.id"))
 
 
 class Adjustment(Base):
