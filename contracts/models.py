@@ -19,8 +19,9 @@ from sqlalchemy import (
     UniqueConstraint,
     event,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from shop.catalog.models import StockLot
 from shop.db import Base, utcnow
 
 STANDARD_GRADE = "standard"
@@ -152,6 +153,8 @@ class Delivery(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     #: the lot the delivered produce became (its code is on the delivery and the trace page)
     lot_id: Mapped[int | None] = mapped_column(ForeignKey("stock_lots.id"))
+
+    lot: Mapped[StockLot | None] = relationship(lazy="joined")
 
 
 class Adjustment(Base):

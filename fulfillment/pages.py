@@ -13,11 +13,11 @@ from zoneinfo import ZoneInfo
 
 from flask import Response, current_app, redirect, render_template, request, url_for
 
-from fulfillment import claims, clock, earnings, service
+from fulfillment import claims, clock, earnings, impact, service
 from fulfillment.slips import task_slip_png
 from shop.accounts.models import Role
 from shop.db import db
-from shop.errors import DomainError
+from shop.errors import DomainError, ValidationFailed
 from shop.orders import service as orders
 from shop.web import flash_message, flash_refusal, page_blueprint
 from shop.web.auth import login_required, page_user
@@ -133,5 +133,39 @@ def slip(task_id: int) -> Any:
     and the same renderer as ``GET /api/v1/packing-tasks/{id}/slip.png``)."""
     task = service.get_task(db.session, task_id)
     service.check_can_see_task(db.session, task, page_user())
-    png = task_slip_png(db.session, task, font_path=current_app.config.get("SLIP_FONT_PATH"))
+    png = task_slip_png(
+        db.session,
+        task,
+        font_path=current_app.config.get("SLIP_FONT_PATH"),
+        base_url=current_app.config["PUBLIC_BASE_URL"],
+    )
     return Response(png, mimetype="image/png", headers={"Cache-Control": "private, no-store"})
+
+
+@bp.route("/console/impact", methods=["GET"])
+@login_required(Role.ADMIN)
+def impact_page() -> Any:
+    """The impact report on the console (admin): a table per workshop and the totals;
+    the CSV is ``/api/v1/reports/impact.csv`` (and ``/console/impact.csv``)."""
+    tz = ZoneInfo(current_app.config["SHOP_TIMEZONE"])
+    year = parse_whole(request.args.get("year") or "") or clock.now().astimezone(tz).year
+    if not 2000 <= year <= 2100:
+        raise ValidationFailed("Choose a year from 2000 to 2100.")
+    report = impact.impact_report(db.session, year, current_app.config["SHOP_TIMEZONE"])
+    return render_template("fulfillment/impact.html", report=report)
+
+
+@bp.route("/console/impact.csv", methods=["GET"])
+@login_required(Role.ADMIN)
+def impact_csv_page() -> Any:
+    """The impact report's CSV, for the console's download link."""
+    tz = ZoneInfo(current_app.config["SHOP_TIMEZONE"])
+    year = parse_whole(request.args.get("year") or "") or clock.now().astimezone(tz).year
+    if not 2000 <= year <= 2100:
+        raise ValidationFailed("Choose a year from 2000 to 2100.")
+    report = impact.impact_report(db.session, year, current_app.config["SHOP_TIMEZONE"])
+    return Response(
+        impact.impact_csv(report),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="impact-{year}.csv"'},
+    )
