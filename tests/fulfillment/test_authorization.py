@@ -172,5 +172,7 @@ def test_admin_endpoints_check_their_input(client, auth, make_workshop, make_use
         "name": "洋墩 Yangdun",
         "village": "庆元",
         "active": True,
+        "serves_disabled": False,
+        "skill_bonus_bp": {"1": 0, "2": 0, "3": 0},
     }
     assert client.post("/api/v1/workshops", json={"name": ""}, headers=admin).status_code == 422
