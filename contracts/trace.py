@@ -67,13 +67,14 @@ def trace(session: DbSession, code: str, *, tz_name: str) -> dict[str, Any]:
     ).all()
     lot_ids = {lot_code: lot_id for lot_code, lot_id in lot_rows}
     origins = _origin(session, list(lot_ids.values()))
-    names = dict(
-        session.execute(
+    names: dict[int, str] = {
+        product_id: name
+        for product_id, name in session.execute(
             select(Product.id, Product.name).where(
                 Product.id.in_([line.product_id for line in task.lines])
             )
-        ).tuples()
-    )
+        )
+    }
     unknown = {"farmer": None, "delivered_on": None, "grade": None, "guaranteed_price": False}
     lots = [
         {

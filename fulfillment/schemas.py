@@ -353,7 +353,7 @@ class TrainingList(ma.Schema):
 
 
 class YearQuery(Input):
-    year = Int(load_default=None, validate=validate.Range(min=2000, max=2100))
+    year = ma.fields.Integer(load_default=None, validate=validate.Range(min=2000, max=2100))
 
 
 class ImpactFiguresOut(ma.Schema):
