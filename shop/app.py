@@ -75,12 +75,13 @@ def _page_blueprints() -> list[Any]:
 def demo_seeders() -> list[Any]:
     """Each package's ``seed_demo(session)``, in dependency order, for ``shanhuo seed-demo``."""
     from contracts.demo import seed_demo as contracts
+    from contracts.trace_demo import seed_demo as trace
     from fulfillment.demo import seed_demo as fulfillment
     from shop.accounts.demo import seed_demo as accounts
     from shop.catalog.images import seed_demo as product_images
     from shop.live.demo import seed_demo as shop_live
 
-    return [accounts, shop_live, contracts, fulfillment, product_images]
+    return [accounts, shop_live, contracts, fulfillment, trace, product_images]
 
 
 def _subscribe_domain_events() -> None:
