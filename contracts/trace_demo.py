@@ -67,7 +67,11 @@ def seed_demo(session: DbSession) -> list[str]:
         )
         service.accept_contract(session, contract.id, farmer)
         service.record_delivery(
-            session, contract.id, delivered_on=date(2025, 10, 20), weight_g=42_000, recorded_by=admin.id
+            session,
+            contract.id,
+            delivered_on=date(2025, 10, 20),
+            weight_g=42_000,
+            recorded_by=admin.id,
         )
     # the first farmer's first delivery and the second farmer's: 3 units each into stock
     deliveries = [

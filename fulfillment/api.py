@@ -331,7 +331,9 @@ def workshop_report(query: dict[str, Any], workshop_id: int) -> Any:
     return {
         **earnings.workshop_report(db.session, workshop_id, days),
         "wages_by_level": skills.wages_by_level(db.session, workshop_id, days),
-        "trainings": [skills.training_json(t) for t in skills.trainings(db.session, workshop_id, days)],
+        "trainings": [
+            skills.training_json(t) for t in skills.trainings(db.session, workshop_id, days)
+        ],
     }
 
 

@@ -67,7 +67,9 @@ class WorkshopMember(Base):
         CheckConstraint(
             f"parcel_level BETWEEN {MIN_LEVEL} AND {MAX_LEVEL}", name="parcel_level_known"
         ),
-        CheckConstraint(f"batch_level BETWEEN {MIN_LEVEL} AND {MAX_LEVEL}", name="batch_level_known"),
+        CheckConstraint(
+            f"batch_level BETWEEN {MIN_LEVEL} AND {MAX_LEVEL}", name="batch_level_known"
+        ),
     )
 
     workshop_id: Mapped[int] = mapped_column(
@@ -281,9 +283,7 @@ class WorkOrder(Base):
     __tablename__ = "work_orders"
     __table_args__ = (
         CheckConstraint("pieces > 0 AND batch_pieces > 0", name="pieces_positive"),
-        CheckConstraint(
-            "batch_rate_fen >= 0 AND batch_price_fen >= 0", name="money_not_negative"
-        ),
+        CheckConstraint("batch_rate_fen >= 0 AND batch_price_fen >= 0", name="money_not_negative"),
         CheckConstraint("state IN ('open', 'done')", name="state_known"),
         Index("ix_work_orders_partner_id", "partner_id"),
         Index("ix_work_orders_workshop_id", "workshop_id"),

@@ -12,8 +12,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Response, current_app, redirect, render_template, request, url_for
+from sqlalchemy import select
 
 from fulfillment import claims, clock, earnings, impact, service
+from fulfillment.models import EarningEntry
 from fulfillment.slips import task_slip_png
 from shop.accounts.models import Role
 from shop.db import db
@@ -47,7 +49,10 @@ def workshop() -> Any:
     """The task board."""
     user = page_user()
     held = claims.holding(db.session, user.id, now=clock.now())
-    tasks = [(task, orders.get_order(db.session, task.order_id)) for task in held]
+    tasks = [
+        (task, orders.get_order(db.session, task.order_id) if task.order_id else None)
+        for task in held
+    ]
     workshops = [w for w in service.list_workshops(db.session, member_id=user.id) if w.active]
     return render_template(
         "fulfillment/workshop.html",
@@ -94,6 +99,11 @@ def complete(task_id: int) -> Any:
     if raw_weight and (weight is None or weight > 2**31 - 1):
         flash_message("weight_invalid", "error")
         return redirect(url_for(".workshop"))
+    raw_pieces = (request.form.get("pieces_done") or "").strip()
+    pieces = parse_whole(raw_pieces) if raw_pieces else None
+    if raw_pieces and (pieces is None or not 0 < pieces <= 2**31 - 1):
+        flash_message("error_422", "error")
+        return redirect(url_for(".workshop"))
     try:
         task = claims.complete(
             db.session,
@@ -102,12 +112,14 @@ def complete(task_id: int) -> Any:
             now=clock.now(),
             packed_weight_g=weight,
             tolerance_bp=current_app.config["PACK_WEIGHT_TOLERANCE_BP"],
+            pieces_done=pieces,
         )
     except DomainError as error:
         db.session.rollback()
         flash_refusal(error)
         return redirect(url_for(".workshop"))
-    flash_message("completed", id=task.id, amount=yuan(task.piece_rate_fen))
+    paid = db.session.scalar(select(EarningEntry.amount_fen).where(EarningEntry.task_id == task.id))
+    flash_message("completed", id=task.id, amount=yuan(paid or 0))
     db.session.commit()
     return redirect(url_for(".workshop"))
 

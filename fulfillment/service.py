@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import heapq
 import logging
-from collections.abc import Iterable
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -357,9 +357,7 @@ def task_lots(session: DbSession, task_ids: list[int]) -> dict[int, list[dict[st
     if not task_ids:
         return {}
     rows = session.execute(
-        select(
-            PackingTaskLot.task_id, StockLot.code, PackingTaskLot.product_id, PackingTaskLot.qty
-        )
+        select(PackingTaskLot.task_id, StockLot.code, PackingTaskLot.product_id, PackingTaskLot.qty)
         .join(StockLot, StockLot.id == PackingTaskLot.lot_id)
         .where(PackingTaskLot.task_id.in_(task_ids))
         .order_by(PackingTaskLot.task_id, StockLot.received_at, StockLot.id)

@@ -30,9 +30,7 @@ def task_slip_png(
         order_number=str(order.id),
         # tasks queued before trace codes existed keep the old reference
         order_ref=(
-            trace_url(base_url, task.trace_code)
-            if task.trace_code
-            else f"SHANHUO-ORDER-{order.id}"
+            trace_url(base_url, task.trace_code) if task.trace_code else f"SHANHUO-ORDER-{order.id}"
         ),
         recipient=order.ship_name,
         region=order.ship_region,

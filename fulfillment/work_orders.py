@@ -28,8 +28,8 @@ from fulfillment.earnings import DayRange
 from fulfillment.errors import WorkshopInactive
 from fulfillment.models import (
     EarningEntry,
-    Partner,
     PackingTask,
+    Partner,
     TaskKind,
     TaskState,
     WorkOrder,

@@ -116,4 +116,6 @@ def draw_fifo(session: DbSession, wanted: Mapping[int, int]) -> list[tuple[Stock
 def lots_by_id(session: DbSession, lot_ids: list[int]) -> dict[int, StockLot]:
     if not lot_ids:
         return {}
-    return {lot.id: lot for lot in session.scalars(select(StockLot).where(StockLot.id.in_(lot_ids)))}
+    return {
+        lot.id: lot for lot in session.scalars(select(StockLot).where(StockLot.id.in_(lot_ids)))
+    }

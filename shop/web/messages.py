@@ -87,6 +87,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "your_task": ("你手上的任务", "Your task"),
     "task_no": ("任务 #{id} · 订单 #{order}", "Task #{id} · order #{order}"),
+    "batch_no": ("任务 #{id} · 来料加工 {pieces} 件", "Task #{id} · piece work, {pieces} pieces"),
+    "pieces_done": ("做完的件数（全部做完可不填）", "Pieces done (leave empty if all)"),
     "recipient_region": ("收件地区", "Recipient region"),
     "piece_rate": ("这单工钱", "Pay for this parcel"),
     "expected_weight": ("应重", "Expected weight"),

@@ -22,9 +22,7 @@ from tests.fulfillment.conftest import SHIPPING
 
 
 @pytest.fixture
-def world(
-    client, auth, make_user, shiitake, make_price, make_contract, deliver
-) -> dict[str, Any]:
+def world(client, auth, make_user, shiitake, make_price, make_contract, deliver) -> dict[str, Any]:
     """Two farmers' deliveries of shiitake, as lots in stock; a workshop and its packer."""
     _, admin = auth("admin")
     make_price(shiitake, 1680, date(2025, 9, 1))
@@ -163,14 +161,12 @@ def test_parcels_draw_from_the_oldest_lot_first_and_then_the_next(client, auth, 
 
 def test_the_public_trace_shows_no_villager_phone_or_address(client, auth, world):
     _, buyer = auth("buyer")
-    code = client.get(
-        f"/api/v1/orders/{pack(client, world, buyer, 1)}", headers=buyer
-    ).json["trace_code"]
+    code = client.get(f"/api/v1/orders/{pack(client, world, buyer, 1)}", headers=buyer).json[
+        "trace_code"
+    ]
     exposed = client.get(f"/api/v1/trace/{code}").get_data(as_text=True)
     exposed += client.get(f"/t/{code}").get_data(as_text=True)
-    phones = [
-        p.phone for p in db.session.scalars(select(FarmerProfile)) if p.phone
-    ]
+    phones = [p.phone for p in db.session.scalars(select(FarmerProfile)) if p.phone]
     assert phones, "the farmers have phones on file"
     for private in (
         "王阿婆",
@@ -193,9 +189,7 @@ def test_the_packing_slips_qr_code_opens_the_trace_page(client, app, auth, world
     _, buyer = auth("buyer")
     order_id = pack(client, world, buyer, 1)
     task = db.session.scalar(select(PackingTask).where(PackingTask.order_id == order_id))
-    slip = client.get(
-        f"/api/v1/packing-tasks/{task.id}/slip.png", headers=world["packer_headers"]
-    )
+    slip = client.get(f"/api/v1/packing-tasks/{task.id}/slip.png", headers=world["packer_headers"])
     assert slip.status_code == 200
     import io
 

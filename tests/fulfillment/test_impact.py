@@ -25,7 +25,7 @@ def test_the_impact_reports_sums_equal_the_ledgers(
     town, aling = make_workshop(), make_workshop("爱玲之家 Ailing's Home")
     client.patch(f"/api/v1/workshops/{aling.id}", json={"serves_disabled": True}, headers=admin)
     a, a_headers = villager_at(town)
-    b, b_headers = villager_at(aling)
+    _, b_headers = villager_at(aling)
     partner = client.post("/api/v1/partners", json={"name": "文具厂"}, headers=admin).json
     product = make_product(packing_rate_fen=70, stock=1000)
 

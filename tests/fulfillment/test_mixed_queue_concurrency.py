@@ -87,7 +87,9 @@ def test_claim_and_complete_loops_over_both_kinds_pay_each_task_once(
                 errors.append(response.get_json())
                 return
             task_id = response.get_json()["id"]
-            done = client.post(f"/api/v1/packing-tasks/{task_id}/complete", json={}, headers=headers)
+            done = client.post(
+                f"/api/v1/packing-tasks/{task_id}/complete", json={}, headers=headers
+            )
             if done.status_code != 200:
                 errors.append(done.get_json())
                 return

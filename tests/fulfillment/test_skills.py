@@ -131,23 +131,31 @@ def test_only_an_admin_or_the_workshops_own_lead_sets_levels(
     assert changes[0].reason == "培训结业 training passed"
     history = client.get(f"/api/v1/workshops/{home.id}/skill-changes", headers=lead_headers)
     assert len(history.json["items"]) == 2
-    assert client.get(f"/api/v1/workshops/{home.id}/skill-changes", headers=member_headers).status_code == 403
+    assert (
+        client.get(f"/api/v1/workshops/{home.id}/skill-changes", headers=member_headers).status_code
+        == 403
+    )
 
     # an admin names the lead
     promoted = client.patch(
         f"/api/v1/workshops/{home.id}/members/{member.id}", json={"lead": True}, headers=admin
     )
     assert promoted.status_code == 200 and promoted.json["lead"] is True
-    assert client.patch(
-        f"/api/v1/workshops/{home.id}/members/{member.id}", json={"lead": True}, headers=lead_headers
-    ).status_code == 403
+    assert (
+        client.patch(
+            f"/api/v1/workshops/{home.id}/members/{member.id}",
+            json={"lead": True},
+            headers=lead_headers,
+        ).status_code
+        == 403
+    )
 
 
 def test_the_workshop_report_shows_wages_by_level_and_trainings(
     client, admin, make_workshop, villager_at, make_paid_order, make_product, fake_clock
 ):
     workshop = make_workshop()
-    lead, lead_headers = villager_at(workshop, lead=True)
+    _, lead_headers = villager_at(workshop, lead=True)
     skilled, skilled_headers = villager_at(workshop)
     _, novice_headers = villager_at(workshop)
     other_workshop = make_workshop()
@@ -175,19 +183,32 @@ def test_the_workshop_report_shows_wages_by_level_and_trainings(
         headers=lead_headers,
     )
     assert not_member.status_code == 422
-    assert client.post(
-        f"/api/v1/workshops/{workshop.id}/trainings",
-        json={"title": "x", "held_on": today, "attendee_ids": []},
-        headers=skilled_headers,
-    ).status_code == 403
+    assert (
+        client.post(
+            f"/api/v1/workshops/{workshop.id}/trainings",
+            json={"title": "x", "held_on": today, "attendee_ids": []},
+            headers=skilled_headers,
+        ).status_code
+        == 403
+    )
 
     report = client.get(f"/api/v1/workshops/{workshop.id}/report", headers=admin).json
     by_level = {row["level"]: row for row in report["wages_by_level"]}
     assert by_level[1] == {
-        "level": 1, "workers": 1, "tasks": 1, "base_fen": 100, "bonus_fen": 0, "wages_fen": 100
+        "level": 1,
+        "workers": 1,
+        "tasks": 1,
+        "base_fen": 100,
+        "bonus_fen": 0,
+        "wages_fen": 100,
     }
     assert by_level[2] == {
-        "level": 2, "workers": 1, "tasks": 1, "base_fen": 100, "bonus_fen": 20, "wages_fen": 120
+        "level": 2,
+        "workers": 1,
+        "tasks": 1,
+        "base_fen": 100,
+        "bonus_fen": 20,
+        "wages_fen": 120,
     }
     assert report["wages_fen"] == 220
     assert [t["title"] for t in report["trainings"]] == ["香菇分拣 sorting shiitake"]

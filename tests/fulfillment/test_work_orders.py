@@ -119,10 +119,9 @@ def test_a_work_order_of_1000_pieces_with_a_short_batch_pays_and_charges_exactly
     assert sum(ledger) == wages and len(ledger) == 11
 
     today = fake_clock().date()
+    days = f"from={today - timedelta(days=1)}&to={today + timedelta(days=1)}"
     statement = client.get(
-        f"/api/v1/partners/{order['partner_id']}/statement"
-        f"?from={(today - timedelta(days=1)).isoformat()}&to={(today + timedelta(days=1)).isoformat()}",
-        headers=admin,
+        f"/api/v1/partners/{order['partner_id']}/statement?{days}", headers=admin
     )
     assert statement.status_code == 200
     assert statement.json["pieces"] == 1000
@@ -149,7 +148,10 @@ def test_a_parcel_cannot_be_completed_with_pieces_and_a_batch_has_no_slip(
     assert complete(client, parcel["id"], headers).status_code == 200
     make_work_order(workshop, pieces=10, batch_pieces=10)
     batch = claim(client, workshop, headers)
-    assert client.get(f"/api/v1/packing-tasks/{batch['id']}/slip.png", headers=headers).status_code == 409
+    assert (
+        client.get(f"/api/v1/packing-tasks/{batch['id']}/slip.png", headers=headers).status_code
+        == 409
+    )
 
 
 def test_work_order_input_is_checked_and_writes_nothing(client, admin, make_workshop):
@@ -174,7 +176,9 @@ def test_work_order_input_is_checked_and_writes_nothing(client, admin, make_work
     ):
         response = client.post("/api/v1/work-orders", json={**good, **bad}, headers=admin)
         assert response.status_code == 422, (bad, response.json)
-    missing = client.post("/api/v1/work-orders", json={**good, "partner_id": 999_999}, headers=admin)
+    missing = client.post(
+        "/api/v1/work-orders", json={**good, "partner_id": 999_999}, headers=admin
+    )
     assert missing.status_code == 404
     assert db.session.scalar(select(PackingTask.id).where(PackingTask.kind == "batch")) is None
 
