@@ -9,6 +9,7 @@ from flask import current_app
 
 from contracts import trace
 from shop.api import Blueprint
+from shop.auth import public
 from shop.db import db
 
 blp = Blueprint(
@@ -50,6 +51,7 @@ class TraceOut(ma.Schema):
 
 
 @blp.route("/trace/<string(maxlength=16):code>", methods=["GET"])
+@public
 @blp.response(200, TraceOut)
 @blp.alt_response(404, response="NOT_FOUND")
 def get_trace(code: str) -> Any:
