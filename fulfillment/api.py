@@ -215,8 +215,10 @@ def list_tasks(query: dict[str, Any], workshop_id: int) -> Any:
     409, response="CONFLICT", description="conflict: you already hold a task, or it is closed"
 )
 def claim_task(workshop_id: int) -> Any:
-    """Claim the oldest queued task of the workshop (member villagers). The claim lasts
-    ``CLAIM_LEASE_S``; the order moves to ``packing``."""
+    """Claim the workshop's queued task due first, parcel or batch; a parcel past its due
+    time goes before every batch (member villagers). The claim lasts ``CLAIM_LEASE_S``
+    and fixes the claimer's level and bonus on the task; a parcel's order moves to
+    ``packing``."""
     config = current_app.config
     task = claims.claim_next(
         db.session,

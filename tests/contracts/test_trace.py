@@ -18,7 +18,9 @@ from fulfillment import service as fulfillment
 from fulfillment.models import PackingTask
 from shop.accounts.models import User
 from shop.db import db
+from tests.conftest import TEST_PASSWORD
 from tests.fulfillment.conftest import SHIPPING
+from tests.pages.conftest import csrf_token
 
 
 @pytest.fixture
@@ -157,6 +159,14 @@ def test_parcels_draw_from_the_oldest_lot_first_and_then_the_next(client, auth, 
     assert [(lot["lot_code"], lot["parcels"], lot["units_packed"]) for lot in mine] == [
         (first, 2, 3)
     ]
+    token = csrf_token(client.get("/login").get_data(as_text=True))
+    signed_in = client.post(
+        "/login",
+        data={"email": world["farmers"][0].email, "password": TEST_PASSWORD, "csrf_token": token},
+    )
+    assert signed_in.status_code == 302
+    page = client.get("/farmer").get_data(as_text=True)
+    assert f'data-lot="{first}"' in page and second not in page
 
 
 def test_the_public_trace_shows_no_villager_phone_or_address(client, auth, world):
