@@ -4,6 +4,7 @@ page names the farmer and the workshop — and no person's private data."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import date
 from typing import Any
 
@@ -21,6 +22,8 @@ from shop.db import db
 from tests.conftest import TEST_PASSWORD
 from tests.fulfillment.conftest import SHIPPING
 from tests.pages.conftest import csrf_token
+
+_keys = itertools.count(1)
 
 
 @pytest.fixture
@@ -86,7 +89,7 @@ def pack(client: Any, world: dict[str, Any], buyer_headers: dict[str, str], qty:
     order = client.post(
         "/api/v1/orders",
         json={"lines": [{"product_id": world["product"].id, "qty": qty}], "shipping": SHIPPING},
-        headers={**buyer_headers, "Idempotency-Key": f"trace-{qty}-{id(object())}"},
+        headers={**buyer_headers, "Idempotency-Key": f"trace-{next(_keys)}"},
     )
     assert order.status_code == 201, order.json
     payment = client.post(f"/api/v1/orders/{order.json['id']}/payment", headers=buyer_headers)
