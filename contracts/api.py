@@ -103,6 +103,7 @@ def delivery_json(delivery: Delivery, payout_id: int | None = None) -> dict[str,
         "market_price_source": delivery.market_price_source,
         "premium_bp": delivery.premium_bp,
         "amount_fen": delivery.amount_fen,
+        "lot_code": delivery.lot.code if delivery.lot else None,
         "payout_id": payout_id,
         "created_at": delivery.created_at,
     }

@@ -19,8 +19,9 @@ from sqlalchemy import (
     UniqueConstraint,
     event,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from shop.catalog.models import StockLot
 from shop.db import Base, utcnow
 
 STANDARD_GRADE = "standard"
@@ -132,6 +133,7 @@ class Delivery(Base):
         CheckConstraint("amount_fen >= 0", name="amount_not_negative"),
         Index("ix_deliveries_farmer_id", "farmer_id"),
         Index("ix_deliveries_contract_id", "contract_id"),
+        Index("uq_deliveries_lot_id", "lot_id", unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -149,6 +151,10 @@ class Delivery(Base):
     amount_fen: Mapped[int] = mapped_column(BigInteger)
     recorded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: the lot the delivered produce became (its code is on the delivery and the trace page)
+    lot_id: Mapped[int | None] = mapped_column(ForeignKey("stock_lots.id"))
+
+    lot: Mapped[StockLot | None] = relationship(lazy="joined")
 
 
 class Adjustment(Base):

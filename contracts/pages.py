@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import redirect, render_template, request, url_for
+from flask import current_app, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from contracts import service
+from contracts import service, trace
 from contracts.models import Contract, Delivery, Payout
 from contracts.payouts import service as payouts
 from shop.accounts.models import Role
@@ -19,7 +19,7 @@ from shop.db import db
 from shop.errors import DomainError, ValidationFailed
 from shop.pagination import paginate
 from shop.web import flash_message, flash_refusal, page_blueprint
-from shop.web.auth import login_required, page_user
+from shop.web.auth import login_required, page_user, public_page
 from shop.web.format import parse_whole
 
 bp = page_blueprint("farmer_pages", __name__)
@@ -74,6 +74,7 @@ def statement() -> Any:
         payouts=payout_page["items"],
         totals=payouts.farmer_totals(db.session, farmer_id),
         names=names,
+        lots=trace.farmer_lots(db.session, farmer_id),
     )
 
 
@@ -90,3 +91,11 @@ def accept(contract_id: int) -> Any:
     db.session.commit()
     flash_message("contract_accepted", id=contract.id)
     return redirect(url_for(".statement"))
+
+
+@bp.route("/t/<string(maxlength=16):code>", methods=["GET"])
+@public_page
+def trace_page(code: str) -> Any:
+    """The public page of a parcel (its slip's QR code opens it): where it came from."""
+    parcel = trace.trace(db.session, code, tz_name=current_app.config["SHOP_TIMEZONE"])
+    return render_template("contracts/trace.html", parcel=parcel)

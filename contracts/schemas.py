@@ -201,6 +201,8 @@ class DeliveryOut(ma.Schema):
     market_price_source = ma.fields.String(required=True)
     premium_bp = ma.fields.Integer(required=True)
     amount_fen = ma.fields.Integer(required=True)
+    #: the lot the produce became: receive it into stock under this code
+    lot_code = ma.fields.String(required=True, allow_none=True)
     payout_id = ma.fields.Integer(allow_none=True)
     created_at = ma.fields.AwareDateTime(required=True)
 

@@ -23,6 +23,7 @@ from contracts.prices import price_in_force
 from contracts.pricing import delivery_amount_fen
 from shop.accounts.models import Principal, Role, User
 from shop.accounts.service import get_user
+from shop.catalog import lots
 from shop.catalog.models import Product
 from shop.db import DbSession, utcnow
 from shop.errors import Conflict, NotFound, ValidationFailed
@@ -267,6 +268,8 @@ def record_delivery(
         premium_bp=contract.premium_bp,
         amount_fen=amount,
         recorded_by=recorded_by,
+        # the produce becomes a lot: received into stock under its code, traced to buyers
+        lot_id=lots.open_lot(session, contract.product_id).id,
     )
     session.add(delivery)
     session.flush()  # the caller needs the id

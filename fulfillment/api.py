@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Response, current_app
 
-from fulfillment import claims, clock, earnings, service
+from fulfillment import claims, clock, earnings, service, skills
 from fulfillment.models import PackingTask, Workshop, WorkshopMember
 from fulfillment.schemas import (
     AllWorkshopsReportOut,
@@ -46,6 +46,12 @@ def workshop_json(workshop: Workshop) -> dict[str, Any]:
         "name": workshop.name,
         "village": workshop.village,
         "active": workshop.active,
+        "serves_disabled": workshop.serves_disabled,
+        "skill_bonus_bp": {
+            "1": 0,
+            "2": workshop.level2_bonus_bp,
+            "3": workshop.level3_bonus_bp,
+        },
     }
 
 
@@ -55,13 +61,25 @@ def member_json(member: WorkshopMember) -> dict[str, Any]:
         "user_id": member.user_id,
         "lead": member.lead,
         "joined_at": member.joined_at,
+        "skills": skills.member_skills(member),
     }
 
 
-def task_json(task: PackingTask) -> dict[str, Any]:
+def task_json(task: PackingTask, lots: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A task; ``lots`` (the lots a packed parcel drew from) when the caller has them."""
     return {
         "id": task.id,
+        "kind": task.kind,
         "order_id": task.order_id,
+        "work_order_id": task.work_order_id,
+        "pieces": task.pieces,
+        "pieces_done": task.pieces_done,
+        "due_at": task.due_at,
+        "level": task.level,
+        "bonus_bp": task.bonus_bp,
+        "bonus_fen": task.bonus_fen,
+        "trace_code": task.trace_code,
+        "lots": lots or [],
         "workshop_id": task.workshop_id,
         "state": task.state,
         "claimed_by": task.claimed_by,
@@ -88,7 +106,7 @@ def task_json(task: PackingTask) -> dict[str, Any]:
     }
 
 
-def _days(query: dict[str, Any]) -> earnings.DayRange:
+def report_days(query: dict[str, Any]) -> earnings.DayRange:
     return earnings.DayRange.parse(
         query.get("from_"), query.get("to"), current_app.config["SHOP_TIMEZONE"], clock.now()
     )
@@ -103,7 +121,12 @@ def _days(query: dict[str, Any]) -> earnings.DayRange:
 @blp.response(201, WorkshopOut)
 def create_workshop(data: dict[str, Any]) -> Any:
     """Open a workshop."""
-    workshop = service.create_workshop(db.session, name=data["name"], village=data["village"])
+    workshop = service.create_workshop(
+        db.session,
+        name=data["name"],
+        village=data["village"],
+        serves_disabled=data["serves_disabled"],
+    )
     db.session.commit()
     return workshop_json(workshop)
 
@@ -179,7 +202,8 @@ def list_tasks(query: dict[str, Any], workshop_id: int) -> Any:
     service.check_can_see_workshop(db.session, workshop_id, current_user())
     stmt = service.list_tasks(db.session, workshop_id, state=query["state"])
     page = paginate(db.session, stmt, PackingTask.id, limit=query["limit"], cursor=query["cursor"])
-    return {**page, "items": [task_json(t) for t in page["items"]]}
+    lots = service.task_lots(db.session, [t.id for t in page["items"] if t.state == "packed"])
+    return {**page, "items": [task_json(t, lots.get(t.id)) for t in page["items"]]}
 
 
 @blp.route("/workshops/<int:workshop_id>/tasks/claim", methods=["POST"])
@@ -191,8 +215,10 @@ def list_tasks(query: dict[str, Any], workshop_id: int) -> Any:
     409, response="CONFLICT", description="conflict: you already hold a task, or it is closed"
 )
 def claim_task(workshop_id: int) -> Any:
-    """Claim the oldest queued task of the workshop (member villagers). The claim lasts
-    ``CLAIM_LEASE_S``; the order moves to ``packing``."""
+    """Claim the workshop's queued task due first, parcel or batch; a parcel past its due
+    time goes before every batch (member villagers). The claim lasts ``CLAIM_LEASE_S``
+    and fixes the claimer's level and bonus on the task; a parcel's order moves to
+    ``packing``."""
     config = current_app.config
     task = claims.claim_next(
         db.session,
@@ -218,7 +244,7 @@ def get_task(task_id: int) -> Any:
     """One packing task (admin, its workshop's villagers, its claimer)."""
     task = service.get_task(db.session, task_id)
     service.check_can_see_task(db.session, task, current_user())
-    return task_json(task)
+    return task_json(task, service.task_lots(db.session, [task.id]).get(task.id))
 
 
 @blp.route("/packing-tasks/<int:task_id>/complete", methods=["POST"])
@@ -230,7 +256,9 @@ def get_task(task_id: int) -> Any:
     409, response="CONFLICT", description="conflict: not claimed, or the lease expired"
 )
 def complete_task(data: dict[str, Any], task_id: int) -> Any:
-    """The claimer packed it: task ``packed``, order ``packed``, the piece rate earned."""
+    """The claimer finished it: task ``packed`` and its pay earned. A parcel: order
+    ``packed`` with its ``trace_code``, the lots it drew from recorded. A batch:
+    ``pieces_done`` (default all) paid pro rata, the rest left on the work order."""
     task = claims.complete(
         db.session,
         task_id,
@@ -238,8 +266,10 @@ def complete_task(data: dict[str, Any], task_id: int) -> Any:
         now=clock.now(),
         packed_weight_g=data["packed_weight_g"],
         tolerance_bp=current_app.config["PACK_WEIGHT_TOLERANCE_BP"],
+        pieces_done=data["pieces_done"],
     )
-    body = task_json(task)
+    lots = service.task_lots(db.session, [task.id]) if task.kind == "parcel" else {}
+    body = task_json(task, lots.get(task.id))
     db.session.commit()
     return body
 
@@ -268,7 +298,12 @@ def packing_slip(task_id: int) -> Any:
     villagers, the claimer): order number and QR code, recipient, region, lines."""
     task = service.get_task(db.session, task_id)
     service.check_can_see_task(db.session, task, current_user())
-    png = task_slip_png(db.session, task, font_path=current_app.config.get("SLIP_FONT_PATH"))
+    png = task_slip_png(
+        db.session,
+        task,
+        font_path=current_app.config.get("SLIP_FONT_PATH"),
+        base_url=current_app.config["PUBLIC_BASE_URL"],
+    )
     return Response(png, mimetype="image/png", headers={"Cache-Control": "private, no-store"})
 
 
@@ -282,7 +317,7 @@ def packing_slip(task_id: int) -> Any:
 def my_earnings(query: dict[str, Any]) -> Any:
     """The calling villager's piece-rate earnings by business day (``SHOP_TIMEZONE``);
     by default the last 30 days."""
-    return earnings.villager_earnings(db.session, current_user().id, _days(query))
+    return earnings.villager_earnings(db.session, current_user().id, report_days(query))
 
 
 @blp.route("/workshops/<int:workshop_id>/report", methods=["GET"])
@@ -291,9 +326,17 @@ def my_earnings(query: dict[str, Any]) -> Any:
 @blp.response(200, WorkshopReportOut)
 @blp.alt_response(404, response="NOT_FOUND")
 def workshop_report(query: dict[str, Any], workshop_id: int) -> Any:
-    """Tasks packed, wages, workers, median paid → packed (admin; the workshop's lead)."""
+    """Tasks packed, wages, workers, median paid → packed, wages by skill level and the
+    trainings held (admin; the workshop's lead)."""
     service.check_can_see_report(db.session, workshop_id, current_user())
-    return earnings.workshop_report(db.session, workshop_id, _days(query))
+    days = report_days(query)
+    return {
+        **earnings.workshop_report(db.session, workshop_id, days),
+        "wages_by_level": skills.wages_by_level(db.session, workshop_id, days),
+        "trainings": [
+            skills.training_json(t) for t in skills.trainings(db.session, workshop_id, days)
+        ],
+    }
 
 
 @blp.route("/workshops/report", methods=["GET"])
@@ -302,4 +345,4 @@ def workshop_report(query: dict[str, Any], workshop_id: int) -> Any:
 @blp.response(200, AllWorkshopsReportOut)
 def all_workshops_report(query: dict[str, Any]) -> Any:
     """The workshop report for every workshop, with totals (admin)."""
-    return earnings.all_workshops_report(db.session, _days(query))
+    return earnings.all_workshops_report(db.session, report_days(query))

@@ -1,4 +1,14 @@
-"""The packing queue: claim the oldest task, complete or release it, expire leases.
+"""The work queue: claim what is due first, complete or release it, expire leases.
+
+Fairness. Every task has a due time: a parcel's is its order's payment time plus
+``PARCEL_DUE_S`` (2 h by default), a batch's is its share of the work order's due date
+(``fulfillment.work_orders``: the n-th of N batches is due n/N of the way from the
+order's creation to the end of its due day). A claim takes the queued task due first,
+whatever its kind — **except that a parcel whose due time has passed goes before every
+batch**. So a batch due sooner than a fresh parcel goes first (a work order near its
+date), but a live stream's parcels wait behind batches at most ``PARCEL_DUE_S``, however
+many batches a 10,000-piece work order queued or however late it runs; among
+themselves, parcels keep the order they were paid in.
 
 Atomicity. On PostgreSQL the next task is taken with ``SELECT … FOR UPDATE SKIP
 LOCKED`` (concurrent villagers each get a different task without waiting on each
@@ -14,9 +24,9 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, literal, select, update
 
-from fulfillment import earnings, service
+from fulfillment import earnings, rates, service, work_orders
 from fulfillment.errors import (
     AlreadyClaiming,
     LeaseExpired,
@@ -25,12 +35,43 @@ from fulfillment.errors import (
     TaskNotClaimed,
     WorkshopInactive,
 )
-from fulfillment.models import PackingTask, TaskState, Workshop, WorkshopMember
+from fulfillment.models import PackingTask, TaskKind, TaskState, Workshop, WorkshopMember
 from shop.db import DbSession
-from shop.errors import Conflict, NotFound
+from shop.errors import Conflict, NotFound, ValidationFailed
 from shop.orders import service as orders
 
 log = logging.getLogger(__name__)
+
+
+def _by_kind(parcel: Any, batch: Any) -> Any:
+    """A value that depends on the claimed row's kind, inside the claim's UPDATE."""
+    return case((PackingTask.kind == TaskKind.BATCH.value, literal(batch)), else_=literal(parcel))
+
+
+def next_task_id(workshop_id: int, now: datetime) -> Any:
+    """The id of the task to claim, as one SQL expression (see the module docstring):
+    the overdue parcel due first, else the task due first. Each look reads one partial
+    index in order and stops at its first unlocked row (``ix_packing_tasks_parcel_queue``,
+    ``ix_packing_tasks_queue``); PostgreSQL evaluates COALESCE's second argument only
+    when the first is NULL, so only the task taken is locked."""
+    queued = (PackingTask.workshop_id == workshop_id, PackingTask.state == TaskState.QUEUED)
+    overdue_parcel = (
+        select(PackingTask.id)
+        .where(*queued, PackingTask.kind == TaskKind.PARCEL.value, PackingTask.due_at <= now)
+        .order_by(PackingTask.due_at, PackingTask.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    due_first = (
+        select(PackingTask.id)
+        .where(*queued)
+        .order_by(PackingTask.due_at, PackingTask.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    return func.coalesce(overdue_parcel, due_first)
 
 
 def claim_next(
@@ -42,31 +83,36 @@ def claim_next(
     lease_s: int,
     max_claims: int,
 ) -> PackingTask | None:
-    """Claim the oldest queued task of the workshop for ``user_id``; None when the queue is
-    empty. The order moves to ``packing``. Raises NotFound, NotAMember, WorkshopInactive,
-    AlreadyClaiming.
-
-    Six statements when it succeeds: lock the villager's memberships (with their
-    workshops' state), count their live claims, return expired leases, take the task,
-    load its lines, move the order.
+    """Claim the next task of the workshop for ``user_id`` (see the module docstring);
+    None when the queue is empty. The claimer's level and bonus for the task's kind are
+    fixed on it; a parcel's order moves to ``packing``. Raises NotFound, NotAMember,
+    WorkshopInactive, AlreadyClaiming.
     """
     # Lock every membership row of this villager, in a fixed order: their concurrent
-    # claims (in this or another workshop) wait here, one after another.
-    memberships = dict(
-        session.execute(
-            select(WorkshopMember.workshop_id, Workshop.active)
+    # claims (in this or another workshop) wait here, one after another. The same read
+    # brings their levels and the workshop's bonuses, which the claim fixes on the task.
+    memberships = {
+        row.workshop_id: row
+        for row in session.execute(
+            select(
+                WorkshopMember.workshop_id,
+                Workshop.active,
+                WorkshopMember.parcel_level,
+                WorkshopMember.batch_level,
+                Workshop.level2_bonus_bp,
+                Workshop.level3_bonus_bp,
+            )
             .join(Workshop, Workshop.id == WorkshopMember.workshop_id)
             .where(WorkshopMember.user_id == user_id)
             .order_by(WorkshopMember.workshop_id)
             .with_for_update(of=WorkshopMember)
         )
-        .tuples()
-        .all()
-    )
-    if workshop_id not in memberships:
+    }
+    me = memberships.get(workshop_id)
+    if me is None:
         service.get_workshop(session, workshop_id)  # NotFound first: it exists or it does not
         raise NotAMember(f"You are not a member of workshop {workshop_id}.")
-    if not memberships[workshop_id]:
+    if not me.active:
         raise WorkshopInactive(f"Workshop {workshop_id} is closed; its tasks moved elsewhere.")
     held = session.scalar(
         select(func.count(PackingTask.id)).where(
@@ -82,31 +128,32 @@ def claim_next(
     # The queue never waits for the beat task to return expired claims.
     expire_leases(session, now=now, workshop_id=workshop_id)
 
-    oldest_queued = (
-        select(PackingTask.id)
-        .where(PackingTask.workshop_id == workshop_id, PackingTask.state == TaskState.QUEUED)
-        .order_by(PackingTask.created_at, PackingTask.id)  # as ix_packing_tasks_queue
-        .limit(1)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
+    parcel_bp = rates.bonus_bp(me.parcel_level, me.level2_bonus_bp, me.level3_bonus_bp)
+    batch_bp = rates.bonus_bp(me.batch_level, me.level2_bonus_bp, me.level3_bonus_bp)
+    bonus_bp = _by_kind(parcel_bp, batch_bp)
     while True:
-        # One statement picks and takes it: the subquery locks the oldest task no
-        # other claim holds (SKIP LOCKED), the UPDATE claims it.
+        # One statement picks and takes it: the subqueries lock the task due next that
+        # no other claim holds (SKIP LOCKED), the UPDATE claims it at this villager's
+        # rate: base × bonus / 10000, half up (all whole numbers: floor division).
         task = session.scalar(
             update(PackingTask)
-            .where(PackingTask.id == oldest_queued)
+            .where(PackingTask.id == next_task_id(workshop_id, now))
             .values(
                 state=TaskState.CLAIMED,
                 claimed_by=user_id,
                 claimed_at=now,
                 lease_expires_at=now + timedelta(seconds=lease_s),
+                level=_by_kind(me.parcel_level, me.batch_level),
+                bonus_bp=bonus_bp,
+                bonus_fen=(PackingTask.piece_rate_fen * bonus_bp + 5_000) // 10_000,
             )
             .returning(PackingTask)
             .execution_options(populate_existing=True)
         )
         if task is None:
             return None
+        if task.kind == TaskKind.BATCH or task.order_id is None:
+            return task
         try:
             orders.mark_packing(session, task.order_id)
         except Conflict:
@@ -120,9 +167,17 @@ def claim_next(
         return task
 
 
-def _refuse_complete(session: DbSession, task_id: int, *, user_id: int, now: datetime) -> None:
+def _refuse_complete(
+    session: DbSession,
+    task_id: int,
+    *,
+    user_id: int,
+    now: datetime,
+    pieces_done: int | None = None,
+) -> None:
     """Why ``user_id`` may not complete or release the task. Raises NotFound,
-    NotTheClaimer, LeaseExpired, TaskNotClaimed (Conflict if nothing is wrong any more)."""
+    NotTheClaimer, LeaseExpired, TaskNotClaimed, ValidationFailed (``pieces_done``;
+    Conflict if nothing is wrong any more)."""
     task = session.get(PackingTask, task_id, populate_existing=True)
     if task is None:
         raise NotFound(f"No packing task {task_id}.")
@@ -138,6 +193,8 @@ def _refuse_complete(session: DbSession, task_id: int, *, user_id: int, now: dat
             f"Your claim on task {task_id} expired at {task.lease_expires_at.isoformat()}; "
             "it went back to the queue."
         )
+    if pieces_done is not None:
+        _refuse_pieces(task, pieces_done)
     raise Conflict(f"Task {task_id} changed while you completed it; try again.")
 
 
@@ -176,19 +233,27 @@ def complete(
     now: datetime,
     packed_weight_g: int | None,
     tolerance_bp: int,
+    pieces_done: int | None = None,
 ) -> PackingTask:
-    """The claimer packed the task: it is ``packed``, the order ``packed``, and the piece rate
-    goes into the earnings ledger. A weight off by more than ``tolerance_bp`` (basis
-    points of the expected weight) flags the task for review. Raises NotFound,
-    NotTheClaimer, LeaseExpired, TaskNotClaimed.
+    """The claimer finished the task: it is ``packed`` and its pay goes into the earnings
+    ledger (base and bonus apart). A parcel: the order is ``packed`` with the parcel's
+    trace code, and the units are drawn from the products' lots, first in, first out; a
+    weight off by more than ``tolerance_bp`` (basis points of the expected weight) flags
+    it for review. A batch: ``pieces_done`` (default all) is paid pro rata and the rest
+    stays on the work order (``work_orders.finish_batch``). Raises NotFound,
+    NotTheClaimer, LeaseExpired, TaskNotClaimed, ValidationFailed (pieces).
 
-    One conditional UPDATE decides (only the claimer, only while the lease runs); then
-    the task's lines are loaded, the order moves and the ledger gains its entry.
+    One conditional UPDATE decides (only the claimer, only while the lease runs, pieces
+    only for a batch and never more than planned); then the task's lines are loaded,
+    the lots drawn, the order moves and the ledger gains its entry.
     """
+    stmt = update(PackingTask).where(*_own_claim(task_id, user_id, now))
+    if pieces_done is not None:
+        stmt = stmt.where(
+            PackingTask.kind == TaskKind.BATCH.value, PackingTask.pieces >= pieces_done
+        )
     task = session.scalar(
-        update(PackingTask)
-        .where(*_own_claim(task_id, user_id, now))
-        .values(
+        stmt.values(
             state=TaskState.PACKED,
             packed_by=user_id,
             packed_at=now,
@@ -199,23 +264,46 @@ def complete(
         .execution_options(populate_existing=True)
     )
     if task is None:
-        _refuse_complete(session, task_id, user_id=user_id, now=now)
+        _refuse_complete(session, task_id, user_id=user_id, now=now, pieces_done=pieces_done)
     assert task is not None and task.workshop_id is not None
-    if packed_weight_g is not None and weight_is_off(
-        packed_weight_g, task.expected_weight_g, tolerance_bp
-    ):
-        task.needs_review = True  # rare: one more UPDATE, at the flush below
-    orders.mark_packed(session, task.order_id)
+    if task.kind == TaskKind.BATCH:
+        base_fen, bonus_fen = work_orders.finish_batch(
+            session, task, pieces_done=pieces_done or task.pieces or 0, now=now
+        )
+    else:
+        assert task.order_id is not None
+        if packed_weight_g is not None and weight_is_off(
+            packed_weight_g, task.expected_weight_g, tolerance_bp
+        ):
+            task.needs_review = True  # rare: one more UPDATE, at the flush below
+        service.record_lots(session, task)
+        orders.mark_packed(session, task.order_id, trace_code=task.trace_code)
+        base_fen, bonus_fen = task.piece_rate_fen, task.bonus_fen
     earnings.record_piece(
         session,
         user_id=user_id,
         workshop_id=task.workshop_id,
         task_id=task.id,
-        amount_fen=task.piece_rate_fen,
+        base_fen=base_fen,
+        bonus_fen=bonus_fen,
+        level=task.level,
         now=now,
     )
     session.flush()
     return task
+
+
+def _refuse_pieces(task: PackingTask, pieces_done: int) -> None:
+    """Why ``pieces_done`` cannot complete the task. Raises ValidationFailed."""
+    if task.kind == TaskKind.PARCEL:
+        raise ValidationFailed(
+            "A parcel is packed whole; `pieces_done` is for a batch.",
+            {"pieces_done": ["Only for a batch task."]},
+        )
+    raise ValidationFailed(
+        f"This batch has {task.pieces} pieces; {pieces_done} cannot be done.",
+        {"pieces_done": [f"At most {task.pieces}."]},
+    )
 
 
 def weight_is_off(packed_g: int, expected_g: int, tolerance_bp: int) -> bool:
@@ -228,7 +316,8 @@ def release(session: DbSession, task_id: int, *, user_id: int, now: datetime) ->
     Raises NotFound, NotTheClaimer, LeaseExpired, TaskNotClaimed."""
     task = _lock_own_claim(session, task_id, user_id=user_id, now=now)
     service.requeue(session, task)
-    orders.mark_unpacked(session, task.order_id)
+    if task.order_id is not None:
+        orders.mark_unpacked(session, task.order_id)
     session.flush()
     return task
 
@@ -249,6 +338,8 @@ def expire_leases(session: DbSession, *, now: datetime, workshop_id: int | None 
     for task in expired:
         log.info("task %s: lease of user %s expired; back to the queue", task.id, task.claimed_by)
         service.requeue(session, task)
+        if task.order_id is None:
+            continue  # a batch: no order to move
         try:
             orders.mark_unpacked(session, task.order_id)
         except Conflict:

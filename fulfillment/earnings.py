@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from fulfillment.models import EarningEntry, PackingTask, TaskState, Workshop
+from fulfillment.models import EarningEntry, PackingTask, TaskKind, TaskState, Workshop
 from shop.db import DbSession
 from shop.errors import NotFound, ValidationFailed
 
@@ -29,15 +29,21 @@ def record_piece(
     user_id: int,
     workshop_id: int,
     task_id: int,
-    amount_fen: int,
+    base_fen: int,
+    bonus_fen: int,
+    level: int | None,
     now: datetime,
 ) -> EarningEntry:
-    """Pay for one packed task: a new ledger entry (UNIQUE per task, so never twice)."""
+    """Pay for one finished task: a new ledger entry (UNIQUE per task, so never twice),
+    its base rate and the claimer's skill bonus kept apart."""
     entry = EarningEntry(
         user_id=user_id,
         workshop_id=workshop_id,
         task_id=task_id,
-        amount_fen=amount_fen,
+        amount_fen=base_fen + bonus_fen,
+        base_fen=base_fen,
+        bonus_fen=bonus_fen,
+        level=level,
         earned_at=now,
     )
     session.add(entry)
@@ -57,6 +63,8 @@ def record_correction(
         workshop_id=original.workshop_id,
         corrects_id=original.id,
         amount_fen=amount_fen,
+        base_fen=amount_fen,  # a correction is not a bonus
+        bonus_fen=0,
         reason=reason,
         earned_at=now,
     )
@@ -189,6 +197,7 @@ def _entries(session: DbSession, days: DayRange, workshop_id: int | None) -> lis
 
 def _waits(session: DbSession, days: DayRange, workshop_id: int | None) -> list[Any]:
     stmt = select(PackingTask.workshop_id, PackingTask.paid_at, PackingTask.packed_at).where(
+        PackingTask.kind == TaskKind.PARCEL.value,  # a batch was never paid for by a buyer
         PackingTask.state == TaskState.PACKED,
         PackingTask.packed_at >= days.start,
         PackingTask.packed_at < days.end,

@@ -12,12 +12,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Response, current_app, redirect, render_template, request, url_for
+from sqlalchemy import select
 
-from fulfillment import claims, clock, earnings, service
+from fulfillment import claims, clock, earnings, impact, service
+from fulfillment.models import EarningEntry
 from fulfillment.slips import task_slip_png
 from shop.accounts.models import Role
 from shop.db import db
-from shop.errors import DomainError
+from shop.errors import DomainError, ValidationFailed
 from shop.orders import service as orders
 from shop.web import flash_message, flash_refusal, page_blueprint
 from shop.web.auth import login_required, page_user
@@ -47,7 +49,10 @@ def workshop() -> Any:
     """The task board."""
     user = page_user()
     held = claims.holding(db.session, user.id, now=clock.now())
-    tasks = [(task, orders.get_order(db.session, task.order_id)) for task in held]
+    tasks = [
+        (task, orders.get_order(db.session, task.order_id) if task.order_id else None)
+        for task in held
+    ]
     workshops = [w for w in service.list_workshops(db.session, member_id=user.id) if w.active]
     return render_template(
         "fulfillment/workshop.html",
@@ -94,6 +99,11 @@ def complete(task_id: int) -> Any:
     if raw_weight and (weight is None or weight > 2**31 - 1):
         flash_message("weight_invalid", "error")
         return redirect(url_for(".workshop"))
+    raw_pieces = (request.form.get("pieces_done") or "").strip()
+    pieces = parse_whole(raw_pieces) if raw_pieces else None
+    if raw_pieces and (pieces is None or not 0 < pieces <= 2**31 - 1):
+        flash_message("error_422", "error")
+        return redirect(url_for(".workshop"))
     try:
         task = claims.complete(
             db.session,
@@ -102,12 +112,14 @@ def complete(task_id: int) -> Any:
             now=clock.now(),
             packed_weight_g=weight,
             tolerance_bp=current_app.config["PACK_WEIGHT_TOLERANCE_BP"],
+            pieces_done=pieces,
         )
     except DomainError as error:
         db.session.rollback()
         flash_refusal(error)
         return redirect(url_for(".workshop"))
-    flash_message("completed", id=task.id, amount=yuan(task.piece_rate_fen))
+    paid = db.session.scalar(select(EarningEntry.amount_fen).where(EarningEntry.task_id == task.id))
+    flash_message("completed", id=task.id, amount=yuan(paid or 0))
     db.session.commit()
     return redirect(url_for(".workshop"))
 
@@ -133,5 +145,39 @@ def slip(task_id: int) -> Any:
     and the same renderer as ``GET /api/v1/packing-tasks/{id}/slip.png``)."""
     task = service.get_task(db.session, task_id)
     service.check_can_see_task(db.session, task, page_user())
-    png = task_slip_png(db.session, task, font_path=current_app.config.get("SLIP_FONT_PATH"))
+    png = task_slip_png(
+        db.session,
+        task,
+        font_path=current_app.config.get("SLIP_FONT_PATH"),
+        base_url=current_app.config["PUBLIC_BASE_URL"],
+    )
     return Response(png, mimetype="image/png", headers={"Cache-Control": "private, no-store"})
+
+
+@bp.route("/console/impact", methods=["GET"])
+@login_required(Role.ADMIN)
+def impact_page() -> Any:
+    """The impact report on the console (admin): a table per workshop and the totals;
+    the CSV is ``/api/v1/reports/impact.csv`` (and ``/console/impact.csv``)."""
+    tz = ZoneInfo(current_app.config["SHOP_TIMEZONE"])
+    year = parse_whole(request.args.get("year") or "") or clock.now().astimezone(tz).year
+    if not 2000 <= year <= 2100:
+        raise ValidationFailed("Choose a year from 2000 to 2100.")
+    report = impact.impact_report(db.session, year, current_app.config["SHOP_TIMEZONE"])
+    return render_template("fulfillment/impact.html", report=report)
+
+
+@bp.route("/console/impact.csv", methods=["GET"])
+@login_required(Role.ADMIN)
+def impact_csv_page() -> Any:
+    """The impact report's CSV, for the console's download link."""
+    tz = ZoneInfo(current_app.config["SHOP_TIMEZONE"])
+    year = parse_whole(request.args.get("year") or "") or clock.now().astimezone(tz).year
+    if not 2000 <= year <= 2100:
+        raise ValidationFailed("Choose a year from 2000 to 2100.")
+    report = impact.impact_report(db.session, year, current_app.config["SHOP_TIMEZONE"])
+    return Response(
+        impact.impact_csv(report),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="impact-{year}.csv"'},
+    )

@@ -6,17 +6,28 @@ from __future__ import annotations
 
 import heapq
 import logging
+from collections import defaultdict
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
 
 from fulfillment.errors import AlreadyMember, NotAMember, NotAVillager
-from fulfillment.models import PackingTask, PackingTaskLine, TaskState, Workshop, WorkshopMember
+from fulfillment.models import (
+    PackingTask,
+    PackingTaskLine,
+    PackingTaskLot,
+    TaskKind,
+    TaskState,
+    Workshop,
+    WorkshopMember,
+)
 from shop.accounts import service as accounts
 from shop.accounts.models import Principal, Role
+from shop.catalog import lots
 from shop.catalog import service as catalog
+from shop.catalog.models import StockLot
 from shop.core.sql import dialect_insert
 from shop.db import DbSession
 from shop.errors import NotFound
@@ -25,13 +36,20 @@ from shop.orders.models import OrderState
 
 log = logging.getLogger(__name__)
 
+#: a parcel is due this long after its order is paid (``PARCEL_DUE_S``; claims, fairness)
+DEFAULT_PARCEL_DUE_S = 2 * 3600
+#: 31¹⁰ ≈ 8e14 codes: a million parcels a year meet a collision about once in 800 years
+TRACE_CODE_LENGTH = 10
+
 
 # ---------------------------------------------------------------- workshops and members
 
 
-def create_workshop(session: DbSession, *, name: str, village: str) -> Workshop:
+def create_workshop(
+    session: DbSession, *, name: str, village: str, serves_disabled: bool = False
+) -> Workshop:
     """Open a workshop; tasks waiting for any active workshop are assigned now."""
-    workshop = Workshop(name=name, village=village, active=True)
+    workshop = Workshop(name=name, village=village, active=True, serves_disabled=serves_disabled)
     session.add(workshop)
     session.flush()  # the id, for the assignment below and the caller
     assign_unassigned(session)
@@ -55,14 +73,19 @@ def list_workshops(session: DbSession, *, member_id: int | None = None) -> list[
 
 
 def deactivate_workshop(session: DbSession, workshop_id: int) -> Workshop:
-    """Close a workshop: its queued tasks move to the other active workshops (or wait,
-    unassigned, for one). Claimed tasks stay with their villagers. Raises NotFound."""
+    """Close a workshop: its queued parcels move to the other active workshops (or wait,
+    unassigned, for one). Claimed tasks stay with their villagers; batches stay with
+    their work order's workshop (the partner's material is there). Raises NotFound."""
     workshop = get_workshop(session, workshop_id)
     workshop.active = False
     session.flush()  # the balancing below must no longer count this workshop as active
     queued = session.scalars(
         select(PackingTask)
-        .where(PackingTask.workshop_id == workshop_id, PackingTask.state == TaskState.QUEUED)
+        .where(
+            PackingTask.workshop_id == workshop_id,
+            PackingTask.state == TaskState.QUEUED,
+            PackingTask.kind == TaskKind.PARCEL.value,
+        )
         .order_by(PackingTask.id)
         .with_for_update()
     ).all()
@@ -165,9 +188,13 @@ def list_tasks(session: DbSession, workshop_id: int, *, state: str | None) -> An
     return stmt
 
 
-def create_packing_task(session: DbSession, order_id: int, *, now: datetime) -> PackingTask | None:
-    """Queue the packing task of a paid order; returns it, or None when the order is not
-    (or no longer) paid. Idempotent: an order has one task (UNIQUE), a repeat returns it."""
+def create_packing_task(
+    session: DbSession, order_id: int, *, now: datetime, due_s: int = DEFAULT_PARCEL_DUE_S
+) -> PackingTask | None:
+    """Queue the packing task of a paid order, due ``due_s`` after payment, with its trace
+    code (printed on the slip before it is packed); returns it, or None when the order is
+    not (or no longer) paid. Idempotent: an order has one task (UNIQUE), a repeat
+    returns it."""
     existing = session.scalar(select(PackingTask).where(PackingTask.order_id == order_id))
     if existing is not None:
         return existing
@@ -193,15 +220,21 @@ def create_packing_task(session: DbSession, order_id: int, *, now: datetime) -> 
                 "packing_rate_fen": product.packing_rate_fen,
             }
         )
+    paid_at = order.paid_at or now
     values = {
+        "kind": TaskKind.PARCEL.value,
         "order_id": order_id,
         "workshop_id": least_busy_workshop(session),
         "state": TaskState.QUEUED.value,
         "piece_rate_fen": sum(x["qty"] * x["packing_rate_fen"] for x in lines),
         "expected_weight_g": sum(x["qty"] * x["unit_weight_g"] for x in lines),
-        "paid_at": order.paid_at or now,
+        "paid_at": paid_at,
+        "due_at": paid_at + timedelta(seconds=due_s),
         "created_at": now,
         "needs_review": False,
+        "bonus_bp": 0,
+        "bonus_fen": 0,
+        "trace_code": lots.new_code(TRACE_CODE_LENGTH),
     }
     # INSERT … ON CONFLICT DO NOTHING: a duplicate event racing this one inserts nothing
     # and raises nothing; whoever lost returns the winner's task.
@@ -234,12 +267,16 @@ def drop_packing_task(session: DbSession, order_id: int) -> bool:
 
 
 def _queued_counts(session: DbSession) -> list[tuple[int, int]]:
-    """(queued tasks, workshop id) for every active workshop."""
+    """(queued parcels, workshop id) for every active workshop. Batches do not count: a
+    workshop with a large work order still gets its share of parcels, and the queue's
+    fairness rule (``claims``) keeps them from waiting behind the batches."""
     rows = session.execute(
         select(Workshop.id, func.count(PackingTask.id))
         .outerjoin(
             PackingTask,
-            (PackingTask.workshop_id == Workshop.id) & (PackingTask.state == TaskState.QUEUED),
+            (PackingTask.workshop_id == Workshop.id)
+            & (PackingTask.state == TaskState.QUEUED)
+            & (PackingTask.kind == TaskKind.PARCEL.value),
         )
         .where(Workshop.active.is_(True))
         .group_by(Workshop.id)
@@ -272,6 +309,7 @@ def assign_unassigned(session: DbSession) -> None:
     waiting = session.scalars(
         select(PackingTask)
         .where(PackingTask.workshop_id.is_(None), PackingTask.state == TaskState.QUEUED)
+        .where(PackingTask.kind == TaskKind.PARCEL.value)
         .order_by(PackingTask.id)
         .with_for_update()
     ).all()
@@ -280,13 +318,83 @@ def assign_unassigned(session: DbSession) -> None:
 
 
 def requeue(session: DbSession, task: PackingTask) -> None:
-    """Put a claimed task back in the queue (release or expired lease). If its workshop has
-    closed meanwhile, it goes to another one."""
+    """Put a claimed task back in the queue (release or expired lease), same place in
+    line. If its workshop has closed meanwhile, a parcel goes to another one (a batch
+    stays with its work order's workshop). The next claim fixes the rate again."""
     task.state = TaskState.QUEUED
     task.claimed_by = None
     task.claimed_at = None
     task.lease_expires_at = None
+    task.level = None
+    task.bonus_bp = task.bonus_fen = 0
+    if task.kind == TaskKind.BATCH:
+        return
     workshop = session.get(Workshop, task.workshop_id) if task.workshop_id else None
     if workshop is None or not workshop.active:
         session.flush()  # the task must count as queued-but-unplaced before balancing
         _distribute(session, [task])
+
+
+# ---------------------------------------------------------------- lots and trace codes
+
+
+def record_lots(session: DbSession, task: PackingTask) -> list[PackingTaskLot]:
+    """A parcel is packed: draw its units from its products' lots, first in, first out,
+    and keep which lots it drew from."""
+    wanted: dict[int, int] = defaultdict(int)
+    for line in task.lines:
+        wanted[line.product_id] += line.qty
+    drawn = [
+        PackingTaskLot(task_id=task.id, lot_id=lot.id, product_id=lot.product_id, qty=qty)
+        for lot, qty in lots.draw_fifo(session, wanted)
+    ]
+    session.add_all(drawn)
+    return drawn
+
+
+def task_lots(session: DbSession, task_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """The lots each task drew from: ``{task_id: [{code, product_id, qty}]}``."""
+    if not task_ids:
+        return {}
+    rows = session.execute(
+        select(PackingTaskLot.task_id, StockLot.code, PackingTaskLot.product_id, PackingTaskLot.qty)
+        .join(StockLot, StockLot.id == PackingTaskLot.lot_id)
+        .where(PackingTaskLot.task_id.in_(task_ids))
+        .order_by(PackingTaskLot.task_id, StockLot.received_at, StockLot.id)
+    )
+    found: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for task_id, code, product_id, qty in rows:
+        found[task_id].append({"code": code, "product_id": product_id, "qty": qty})
+    return found
+
+
+def packed_parcel(session: DbSession, trace_code: str) -> PackingTask | None:
+    """The packed parcel with this trace code (any case), or None."""
+    return session.scalar(
+        select(PackingTask).where(
+            PackingTask.trace_code == lots.normalize_code(trace_code),
+            PackingTask.kind == TaskKind.PARCEL.value,
+            PackingTask.state == TaskState.PACKED,
+        )
+    )
+
+
+def lots_reaching_buyers(session: DbSession, lot_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """For each lot that reached buyers: ``{parcels, units, first_packed_at}``."""
+    if not lot_ids:
+        return {}
+    rows = session.execute(
+        select(
+            PackingTaskLot.lot_id,
+            func.count(PackingTaskLot.task_id),
+            func.sum(PackingTaskLot.qty),
+            func.min(PackingTask.packed_at),
+        )
+        .join(PackingTask, PackingTask.id == PackingTaskLot.task_id)
+        .where(PackingTaskLot.lot_id.in_(lot_ids))
+        .group_by(PackingTaskLot.lot_id)
+    )
+    return {
+        lot_id: {"parcels": parcels, "units": int(units), "first_packed_at": first}
+        for lot_id, parcels, units, first in rows
+    }

@@ -5,18 +5,33 @@ from __future__ import annotations
 from fulfillment.models import PackingTask, Workshop
 from media import slips
 from shop.db import DbSession
+from shop.errors import Conflict
 from shop.orders import service as orders
 
 
-def task_slip_png(session: DbSession, task: PackingTask, *, font_path: str | None) -> bytes:
-    """The PNG slip a villager prints and puts in the parcel: order number and QR code,
-    recipient, region, lines. ``font_path`` (``SLIP_FONT_PATH``) is tried before the
-    installed CJK fonts."""
+def trace_url(base_url: str, code: str) -> str:
+    """The parcel's public trace page, which its slip's QR code opens."""
+    return f"{base_url}/t/{code}"
+
+
+def task_slip_png(
+    session: DbSession, task: PackingTask, *, font_path: str | None, base_url: str
+) -> bytes:
+    """The PNG slip a villager prints and puts in the parcel: order number, a QR code of
+    the parcel's trace page (``{base_url}/t/{trace_code}``: the buyer scans it to see
+    where the parcel came from), recipient, region, lines. ``font_path``
+    (``SLIP_FONT_PATH``) is tried before the installed CJK fonts. Raises Conflict for a
+    batch (it goes back to the partner, not to a buyer)."""
+    if task.order_id is None:
+        raise Conflict(f"Task {task.id} is a batch of a work order; only parcels have slips.")
     order = orders.get_order(session, task.order_id)
     workshop = session.get(Workshop, task.workshop_id) if task.workshop_id else None
     slip = slips.PackingSlip(
         order_number=str(order.id),
-        order_ref=f"SHANHUO-ORDER-{order.id}",
+        # tasks queued before trace codes existed keep the old reference
+        order_ref=(
+            trace_url(base_url, task.trace_code) if task.trace_code else f"SHANHUO-ORDER-{order.id}"
+        ),
         recipient=order.ship_name,
         region=order.ship_region,
         lines=tuple(slips.SlipLine(line.name, line.qty, line.unit_label) for line in task.lines),

@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 from celery import shared_task
+from flask import current_app
 from sqlalchemy.exc import OperationalError
 
 from fulfillment import claims, clock, service
@@ -29,7 +30,9 @@ EXPIRE_LEASES = "fulfillment.expire_leases"
 
 def on_order_paid(*, order_id: int, **_: Any) -> None:
     """``order.paid``: queue its packing task (a repeat finds the one it made)."""
-    service.create_packing_task(db.session, int(order_id), now=clock.now())
+    service.create_packing_task(
+        db.session, int(order_id), now=clock.now(), due_s=current_app.config["PARCEL_DUE_S"]
+    )
 
 
 def on_order_gone(*, order_id: int, **_: Any) -> None:
@@ -48,7 +51,9 @@ def on_order_gone(*, order_id: int, **_: Any) -> None:
 def create_packing_task(order_id: int) -> int | None:
     """Queue the packing task of a paid order. A duplicate event or a retry creates nothing."""
     with unit_of_work() as session:
-        task = service.create_packing_task(session, order_id, now=clock.now())
+        task = service.create_packing_task(
+            session, order_id, now=clock.now(), due_s=current_app.config["PARCEL_DUE_S"]
+        )
         return task.id if task is not None else None
 
 

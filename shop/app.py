@@ -31,7 +31,11 @@ def _blueprints() -> list[Any]:
     """Every package's blueprint. Imported here, so no package imports another's API."""
     from contracts.api import blp as contracts
     from contracts.prices_api import blp as market_prices
+    from contracts.trace_api import blp as trace
     from fulfillment.api import blp as fulfillment
+    from fulfillment.impact_api import blp as impact
+    from fulfillment.skills_api import blp as skills
+    from fulfillment.work_api import blp as work_orders
     from media.api import blp as media
     from shop.accounts.api import blp as accounts
     from shop.catalog.api import blp as catalog
@@ -51,6 +55,10 @@ def _blueprints() -> list[Any]:
         contracts,
         market_prices,
         fulfillment,
+        skills,
+        work_orders,
+        impact,
+        trace,
     ]
 
 
@@ -67,12 +75,13 @@ def _page_blueprints() -> list[Any]:
 def demo_seeders() -> list[Any]:
     """Each package's ``seed_demo(session)``, in dependency order, for ``shanhuo seed-demo``."""
     from contracts.demo import seed_demo as contracts
+    from contracts.trace_demo import seed_demo as trace
     from fulfillment.demo import seed_demo as fulfillment
     from shop.accounts.demo import seed_demo as accounts
     from shop.catalog.images import seed_demo as product_images
     from shop.live.demo import seed_demo as shop_live
 
-    return [accounts, shop_live, contracts, fulfillment, product_images]
+    return [accounts, shop_live, contracts, fulfillment, trace, product_images]
 
 
 def _subscribe_domain_events() -> None:

@@ -52,6 +52,10 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         #: a packed weight further than this from the expected one is flagged for review,
         #: in basis points of the expected weight (500 = 5 %)
         "PACK_WEIGHT_TOLERANCE_BP": _int("PACK_WEIGHT_TOLERANCE_BP", 500),
+        #: a parcel is due this long after payment; once due it goes before every batch
+        "PARCEL_DUE_S": _int("PARCEL_DUE_S", 7200),
+        #: where people open the site: the packing slip's QR code points at {this}/t/{code}
+        "PUBLIC_BASE_URL": (env("PUBLIC_BASE_URL") or "http://127.0.0.1:5000").rstrip("/"),
         #: the piece rate (fen per unit packed) of a product created without one; only an
         #: admin sets a product's rate (README, "Configuration")
         "DEFAULT_PACKING_RATE_FEN": _int("DEFAULT_PACKING_RATE_FEN", 50),

@@ -112,14 +112,18 @@ def patch_product(changes: dict[str, Any], product_id: int) -> Any:
 @blp.response(200, ProductOut)
 @blp.alt_response(404, response="NOT_FOUND")
 @blp.alt_response(409, response="CONFLICT", description="out-of-stock: would go below zero")
+@blp.alt_response(422, response="UNPROCESSABLE_ENTITY", description="validation: the lot")
 def adjust_stock(data: dict[str, Any], product_id: int) -> Any:
-    """Add or remove stock by hand, with a reason kept in the history."""
+    """Add or remove stock by hand, with a reason kept in the history. With ``lot_code``
+    (a delivery's lot), the units received are counted on the lot: parcels packed from
+    them are traced to it, first in, first out."""
     product = service.adjust_stock(
         db.session,
         product_id,
         delta=data["delta"],
         reason=data["reason"],
         actor_id=current_user().id,
+        lot_code=data["lot_code"],
     )
     db.session.commit()
     return product_json(product)

@@ -61,3 +61,23 @@ class StockMovement(Base):
     reason: Mapped[str] = mapped_column(String(200))
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StockLot(Base):
+    """A lot: units of a product that came in together (a farmer's delivery), under a
+    short code. Units received into stock under the code are counted here; packing a
+    parcel draws from a product's lots first in, first out (``shop.catalog.lots``)."""
+
+    __tablename__ = "stock_lots"
+    __table_args__ = (
+        CheckConstraint("remaining >= 0 AND remaining <= received", name="remaining_in_range"),
+        Index("ix_stock_lots_product_id_received_at", "product_id", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), unique=True)  #: e.g. "L7K3M9QX"
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    received: Mapped[int] = mapped_column(BigInt, default=0)  #: units received into stock
+    remaining: Mapped[int] = mapped_column(BigInt, default=0)  #: of those, not yet packed
+    received_at: Mapped[datetime | None]  #: first received (the FIFO order); NULL: not yet
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -4,7 +4,7 @@ import marshmallow as ma
 from marshmallow import validate
 
 from shop.api import Fen, Int, page_schema
-from shop.catalog.models import Category, Product, StockMovement
+from shop.catalog.models import Category, Product, StockLot, StockMovement
 from shop.inputs import FullMatch, Input, Text
 
 MAX_UNITS = 1_000_000
@@ -40,6 +40,12 @@ class ProductPatch(Input):
 class StockIn(Input):
     delta = Int(required=True, validate=validate.Range(min=-MAX_UNITS, max=MAX_UNITS))
     reason = Text(required=True, validate=validate.Length(min=1, max=200))
+    #: receive a delivery's lot: the units are counted on it
+    lot_code = Text(
+        load_default=None,
+        validate=validate.Length(min=1),
+        metadata={"column": StockLot.code},
+    )
 
     class Meta:
         model = StockMovement

@@ -7,8 +7,9 @@ from typing import Any
 from sqlalchemy import select, update
 
 from shop.accounts.models import Principal, Role
+from shop.catalog import lots
 from shop.catalog.models import Product, StockMovement
-from shop.db import DbSession
+from shop.db import DbSession, utcnow
 from shop.errors import Conflict, Forbidden, NotFound, OutOfStock
 
 EDITABLE = ("name", "price_fen", "packing_rate_fen")
@@ -140,9 +141,20 @@ def put_back_stock(session: DbSession, product_id: int, qty: int) -> int:
 
 
 def adjust_stock(
-    session: DbSession, product_id: int, *, delta: int, reason: str, actor_id: int | None
+    session: DbSession,
+    product_id: int,
+    *,
+    delta: int,
+    reason: str,
+    actor_id: int | None,
+    lot_code: str | None = None,
 ) -> Product:
-    """Add or remove stock by hand, with a reason kept in the history. Raises OutOfStock."""
+    """Add or remove stock by hand, with a reason kept in the history; units received
+    under a ``lot_code`` are counted on that lot (``shop.catalog.lots``). Raises
+    OutOfStock, NotFound, ValidationFailed (the lot)."""
+    if lot_code is not None:
+        get_product(session, product_id)
+        lots.receive(session, product_id, lot_code, units=delta, now=utcnow())
     if delta < 0:
         left = take_stock(session, product_id, -delta)
     else:

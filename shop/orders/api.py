@@ -53,6 +53,7 @@ def order_json(order: Order) -> dict[str, Any]:
         "paid_at": order.paid_at,
         "carrier": order.carrier,
         "tracking_no": order.tracking_no,
+        "trace_code": order.trace_code,
         "shipped_at": order.shipped_at,
         "delivered_at": order.delivered_at,
     }

@@ -46,6 +46,8 @@ class Order(Base):
     ship_region: Mapped[str] = mapped_column(String(100))
     carrier: Mapped[str | None] = mapped_column(String(100))
     tracking_no: Mapped[str | None] = mapped_column(String(100))
+    #: the parcel's trace code (the page /t/{code}), set when it is packed
+    trace_code: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]  #: unpaid after this → expired, stock released
     paid_at: Mapped[datetime | None]

@@ -93,6 +93,8 @@ class OrderOut(ma.Schema):
     tracking_no = ma.fields.String(required=True, allow_none=True)
     shipped_at = ma.fields.AwareDateTime(required=True, allow_none=True)
     delivered_at = ma.fields.AwareDateTime(required=True, allow_none=True)
+    #: once packed: the parcel's trace page is /t/{trace_code} (GET /api/v1/trace/{code})
+    trace_code = ma.fields.String(allow_none=True)
 
 
 class OrderListQuery(ListQuery):

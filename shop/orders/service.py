@@ -430,9 +430,10 @@ def mark_unpacked(session: DbSession, order_id: int) -> None:
     transition(session, order_id, [S.PACKING], S.PAID)
 
 
-def mark_packed(session: DbSession, order_id: int) -> None:
-    """packing → packed. Raises Conflict, NotFound."""
-    transition(session, order_id, [S.PACKING], S.PACKED)
+def mark_packed(session: DbSession, order_id: int, *, trace_code: str | None = None) -> None:
+    """packing → packed, with the parcel's trace code (its page /t/{code}). Raises
+    Conflict, NotFound."""
+    transition(session, order_id, [S.PACKING], S.PACKED, trace_code=trace_code)
 
 
 def mark_shipped(session: DbSession, order_id: int, *, carrier: str, tracking_no: str) -> Order:

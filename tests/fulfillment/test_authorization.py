@@ -172,6 +172,8 @@ def test_admin_endpoints_check_their_input(client, auth, make_workshop, make_use
         "name": "洋墩 Yangdun",
         "village": "庆元",
         "active": True,
+        "serves_disabled": False,
+        "skill_bonus_bp": {"1": 0, "2": 0, "3": 0},
     }
     stored = db.session.get(Workshop, created.json["id"])
     assert (stored.name, stored.village, stored.active) == ("洋墩 Yangdun", "庆元", True)

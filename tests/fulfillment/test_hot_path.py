@@ -32,5 +32,16 @@ def test_claim_and_complete_stay_within_their_statement_budgets(
                 f"/api/v1/packing-tasks/{claimed.json['id']}/complete", json={}, headers=headers
             )
         assert done.status_code == 200
-        # token; BEGIN; the task; its lines; the order; the ledger entry; COMMIT
-        assert sent == ["SELECT", "BEGIN", "UPDATE", "SELECT", "UPDATE", "INSERT", "END"]
+        # token; BEGIN; the task; its lines; its products' lots (none here, so nothing
+        # drawn); the order; the ledger entry; the lots drawn, for the answer; COMMIT
+        assert sent == [
+            "SELECT",
+            "BEGIN",
+            "UPDATE",
+            "SELECT",
+            "SELECT",
+            "UPDATE",
+            "INSERT",
+            "SELECT",
+            "END",
+        ]
