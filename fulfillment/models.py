@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shop.db import Base, BigInt, utcnow
@@ -121,6 +121,8 @@ class PackingTask(Base):
     packed_weight_g: Mapped[int | None]  #: what the packer weighed, if they did
     #: packed weight off the expected by more than PACK_WEIGHT_TOLERANCE: someone should look
     needs_review: Mapped[bool] = mapped_column(default=False)
+    #: the claimer renewed this claim's lease (allowed once per claim; a new claim resets it)
+    lease_extended: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     lines: Mapped[list[PackingTaskLine]] = relationship(
         back_populates="task",
