@@ -97,14 +97,12 @@ def _delivery_form() -> tuple[int, dict[str, Any]]:
     weight_g = parse_scaled(form.get("weight_kg"), 3)
     if weight_g is None:
         raise ValidationFailed("weight: write it like 86.75 (kg, at most three decimals).")
-    data = load(
-        DeliveryIn(),
-        {
-            "delivered_on": form.get("delivered_on", ""),
-            "weight_g": weight_g,
-            "grade": (form.get("grade") or "").strip() or None,
-        },
-    )
+    fields: dict[str, Any] = {"delivered_on": form.get("delivered_on", ""), "weight_g": weight_g}
+    grade = (form.get("grade") or "").strip()
+    if grade:  # empty: the contract's grade
+        fields["grade"] = grade
+    data = load(DeliveryIn(), fields)
+    data.setdefault("grade", None)
     return _whole(form.get("contract_id"), "contract_id"), data
 
 
