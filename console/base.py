@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import marshmallow as ma
+
 from console import messages  # noqa: F401  (adds the console's words to the catalog)
 from shop.accounts.models import Role
 from shop.db import db
@@ -31,8 +32,9 @@ def load(schema: ma.Schema, data: dict[str, Any]) -> dict[str, Any]:
     except ma.ValidationError as error:
         messages = error.normalized_messages()
         raise ValidationFailed(
-            "; ".join(f"{field}: {' '.join(map(str, problems))}" for field, problems in
-                      messages.items()),
+            "; ".join(
+                f"{field}: {' '.join(map(str, problems))}" for field, problems in messages.items()
+            ),
         ) from None
 
 

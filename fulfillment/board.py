@@ -33,7 +33,9 @@ class QueueDepth:
     oldest_queued_at: datetime | None  #: when the longest-waiting queued task was created
 
 
-def queue_depths(session: DbSession, workshop_ids: list[int] | None = None) -> dict[Any, QueueDepth]:
+def queue_depths(
+    session: DbSession, workshop_ids: list[int] | None = None
+) -> dict[Any, QueueDepth]:
     """Per workshop id (None: tasks waiting for any active workshop): queued and claimed
     tasks and the oldest queued one."""
     stmt = (
@@ -83,12 +85,12 @@ class PackedParcel:
     amount_fen: int  #: what the ledger paid for it
 
 
-def parcels_packed(
-    session: DbSession, user_id: int, days: earnings.DayRange
-) -> list[PackedParcel]:
+def parcels_packed(session: DbSession, user_id: int, days: earnings.DayRange) -> list[PackedParcel]:
     """The parcels ``user_id`` was paid for in the range, latest first."""
     rows = session.execute(
-        select(PackingTask.id, PackingTask.order_id, EarningEntry.earned_at, EarningEntry.amount_fen)
+        select(
+            PackingTask.id, PackingTask.order_id, EarningEntry.earned_at, EarningEntry.amount_fen
+        )
         .join(EarningEntry, EarningEntry.task_id == PackingTask.id)
         .where(
             EarningEntry.user_id == user_id,

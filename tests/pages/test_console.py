@@ -252,7 +252,9 @@ def test_the_weighing_station_shows_the_price_then_records_exactly_that(
     too_much = pages.submit("/admin/weighing", "/admin/weighing", {**form, "weight_kg": "5000"})
     assert too_much.status_code == 302
     assert "remain under this contract" in pages.get("/admin/weighing").get_data(as_text=True)
-    nonsense = pages.submit("/admin/weighing", "/admin/weighing/record", {**form, "weight_kg": "1,5"})
+    nonsense = pages.submit(
+        "/admin/weighing", "/admin/weighing/record", {**form, "weight_kg": "1,5"}
+    )
     assert nonsense.status_code == 302
     assert db.session.scalar(select(func.count()).select_from(Delivery)) == before + 1
 
@@ -277,7 +279,9 @@ def test_an_admin_drafts_and_terminates_a_contract(signed_in, make_user, make_pr
     contract = db.session.scalar(select(Contract))
     assert (contract.premium_bp, contract.committed_kg, contract.state) == (1250, 500, "draft")
 
-    pages.submit("/admin/contracts", f"/admin/contracts/{contract.id}/terminate", {"reason": "重复"})
+    pages.submit(
+        "/admin/contracts", f"/admin/contracts/{contract.id}/terminate", {"reason": "重复"}
+    )
     db.session.expire_all()
     assert db.session.get(Contract, contract.id).state == "terminated"
 
@@ -300,7 +304,10 @@ def test_a_csv_with_a_bad_line_is_shown_back_line_by_line_and_nothing_is_stored(
     assert db.session.scalar(select(func.count()).select_from(MarketPrice)) == 0
 
     fixed = text.replace("17.45", "1750")
-    assert pages.submit("/admin/prices", "/admin/prices/import", {"csv_text": fixed}).status_code == 302
+    assert (
+        pages.submit("/admin/prices", "/admin/prices/import", {"csv_text": fixed}).status_code
+        == 302
+    )
     assert db.session.scalar(select(func.count()).select_from(MarketPrice)) == 2
     assert product.id
 

@@ -132,10 +132,14 @@ def test_a_villager_is_warned_keeps_the_task_checks_the_weight_and_prints_the_sl
     app, phone, screenshot, make_user, make_product
 ):
     villager = make_user("villager")
-    workshop = fulfillment.create_workshop(db.session, name="香信谷共富工坊 Xiangxingu", village="竹口")
+    workshop = fulfillment.create_workshop(
+        db.session, name="香信谷共富工坊 Xiangxingu", village="竹口"
+    )
     fulfillment.add_member(db.session, workshop.id, user_id=villager.id, lead=True)
     db.session.commit()
-    product = make_product(name="庆元香菇 Qingyuan shiitake", unit_weight_g=500, packing_rate_fen=65)
+    product = make_product(
+        name="庆元香菇 Qingyuan shiitake", unit_weight_g=500, packing_rate_fen=65
+    )
     order_id = make_paid_order(make_user("buyer"), product, qty=2)
     make_paid_order(make_user("buyer"), product, qty=1)  # one more waiting
     email = villager.email
@@ -240,8 +244,12 @@ def test_every_payout_on_the_farmers_page_adds_up_to_its_items(
     expect(cards).to_have_count(2)
     for index in range(cards.count()):
         card = cards.nth(index)
-        items = [int(v) for v in card.locator("[data-item-fen]").evaluate_all(
-            "els => els.map(e => e.dataset.itemFen)")]
+        items = [
+            int(v)
+            for v in card.locator("[data-item-fen]").evaluate_all(
+                "els => els.map(e => e.dataset.itemFen)"
+            )
+        ]
         assert items and sum(items) == int(card.get_attribute("data-amount-fen"))
     adjustment = page.locator("article.adjustment")
     expect(adjustment).to_contain_text("交货有 3 kg 烂菇")
