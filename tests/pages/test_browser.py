@@ -62,7 +62,8 @@ def test_a_villager_claims_sees_the_slip_completes_and_earns(
     check_accessible(page)
     screenshot(page, "workshop")
 
-    slip_url = page.locator("#slip-link").get_attribute("href")
+    # the printable slip page (tested in test_console_browser), and the PNG slip beside it
+    slip_url = page.locator("#slip-link").get_attribute("href") + ".png"
     stranger = phone().context.request.get(slip_url)  # not signed in: the login page
     assert stranger.headers["content-type"].startswith("text/html")
     slip_page = page.context.new_page()
