@@ -10,7 +10,7 @@ from typing import Any
 from flask import current_app, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from contracts import service, trace
+from contracts import reads, service, trace
 from contracts.models import Contract, Delivery, Payout
 from contracts.payouts import service as payouts
 from shop.accounts.models import Role
@@ -54,6 +54,7 @@ def statement() -> Any:
         descending=True,
     )
     in_payout = payouts.delivery_payouts(db.session, [d.id for d in deliveries["items"]])
+    adjustments = reads.farmer_adjustments(db.session, farmer_id)
     payout_page = paginate(
         db.session,
         payouts.farmer_payouts_query(farmer_id),
@@ -62,8 +63,11 @@ def statement() -> Any:
         cursor=None,
         descending=True,
     )
+    lines = payouts.payout_lines(db.session, [p.id for p in payout_page["items"]])
     names = _product_names(
-        {c.product_id for c in contracts} | {d.product_id for d in deliveries["items"]}
+        {c.product_id for c in contracts}
+        | {d.product_id for d in deliveries["items"]}
+        | {d.product_id for ls in lines.values() for d in ls["deliveries"]}
     )
     return render_template(
         "contracts/farmer.html",
@@ -72,9 +76,24 @@ def statement() -> Any:
         older=deliveries["next_cursor"],
         in_payout=in_payout,
         payouts=payout_page["items"],
+        payout_lines=lines,
+        adjustments=adjustments,
+        no_account=payouts.NO_ACCOUNT,
         totals=payouts.farmer_totals(db.session, farmer_id),
         names=names,
         lots=trace.farmer_lots(db.session, farmer_id),
+    )
+
+
+@bp.route("/farmer/contracts/<int:contract_id>/accept", methods=["GET"])
+@login_required(Role.FARMER)
+def confirm_accept(contract_id: int) -> Any:
+    """Before accepting, the contract's terms once more, in words."""
+    contract = service.contract_for(db.session, contract_id, page_user())
+    return render_template(
+        "contracts/confirm.html",
+        contract=contract,
+        product=_product_names({contract.product_id}).get(contract.product_id, ""),
     )
 
 

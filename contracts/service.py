@@ -5,6 +5,7 @@ Market prices live in ``contracts.prices``, payout runs in ``contracts.payouts.s
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -18,6 +19,7 @@ from contracts.models import (
     ContractState,
     Delivery,
     FarmerProfile,
+    MarketPrice,
 )
 from contracts.prices import price_in_force
 from contracts.pricing import delivery_amount_fen
@@ -180,6 +182,53 @@ def terminate_contract(session: DbSession, contract_id: int, *, reason: str) -> 
 # ---------------------------------------------------------------------------- deliveries
 
 
+@dataclass(frozen=True)
+class DeliveryQuote:
+    """What a delivery would be paid, before it is recorded (the weighing station shows it)."""
+
+    contract: Contract
+    grade: str
+    weight_g: int
+    price: MarketPrice
+    amount_fen: int
+
+
+def quote_delivery(
+    session: DbSession, contract_id: int, *, delivered_on: date, weight_g: int, grade: str | None
+) -> DeliveryQuote:
+    """The price a delivery would be recorded at, writing nothing. Raises what
+    ``record_delivery`` raises, except a race on the committed weight (seen only there):
+    NotFound, Conflict, NoMarketPrice, CommitmentExceeded."""
+    contract = get_contract(session, contract_id)
+    if contract.state != ContractState.ACTIVE.value:
+        raise Conflict(f"Deliveries need an active contract; this one is {contract.state}.")
+    if not contract.starts_on <= delivered_on <= contract.ends_on:
+        raise Conflict(
+            f"{delivered_on.isoformat()} is outside the contract "
+            f"({contract.starts_on.isoformat()} to {contract.ends_on.isoformat()})."
+        )
+    grade = grade or contract.grade
+    price = price_in_force(session, product_id=contract.product_id, grade=grade, on=delivered_on)
+    if price is None:
+        raise NoMarketPrice(
+            f"No market price for product {contract.product_id} grade {grade!r} effective on "
+            f"or before {delivered_on.isoformat()}; record one first."
+        )
+    remaining = contract.committed_kg * 1000 - contract.delivered_g
+    if weight_g > remaining:
+        raise CommitmentExceeded(
+            f"{weight_g} g would pass the committed {contract.committed_kg} kg; "
+            f"{remaining} g remain under this contract.",
+            remaining_g=remaining,
+        )
+    amount = delivery_amount_fen(
+        market_fen_per_kg=price.price_fen_per_kg,
+        premium_bp=contract.premium_bp,
+        weight_g=weight_g,
+    )
+    return DeliveryQuote(contract, grade, weight_g, price, amount)
+
+
 def record_delivery(
     session: DbSession,
     contract_id: int,
@@ -199,26 +248,10 @@ def record_delivery(
     Raises NotFound, Conflict (not active, day outside the contract), NoMarketPrice,
     CommitmentExceeded.
     """
-    contract = get_contract(session, contract_id)
-    if contract.state != ContractState.ACTIVE.value:
-        raise Conflict(f"Deliveries need an active contract; this one is {contract.state}.")
-    if not contract.starts_on <= delivered_on <= contract.ends_on:
-        raise Conflict(
-            f"{delivered_on.isoformat()} is outside the contract "
-            f"({contract.starts_on.isoformat()} to {contract.ends_on.isoformat()})."
-        )
-    grade = grade or contract.grade
-    price = price_in_force(session, product_id=contract.product_id, grade=grade, on=delivered_on)
-    if price is None:
-        raise NoMarketPrice(
-            f"No market price for product {contract.product_id} grade {grade!r} effective on "
-            f"or before {delivered_on.isoformat()}; record one first."
-        )
-    amount = delivery_amount_fen(
-        market_fen_per_kg=price.price_fen_per_kg,
-        premium_bp=contract.premium_bp,
-        weight_g=weight_g,
+    quote = quote_delivery(
+        session, contract_id, delivered_on=delivered_on, weight_g=weight_g, grade=grade
     )
+    contract, grade, price, amount = quote.contract, quote.grade, quote.price, quote.amount_fen
 
     # The gate: one statement checks the state and the room left and takes the weight.
     # On PostgreSQL a concurrent delivery waits on the row lock and re-checks the WHERE

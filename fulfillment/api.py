@@ -91,6 +91,7 @@ def task_json(task: PackingTask, lots: list[dict[str, Any]] | None = None) -> di
         "packed_at": task.packed_at,
         "packed_weight_g": task.packed_weight_g,
         "needs_review": task.needs_review,
+        "lease_extended": task.lease_extended,
         "created_at": task.created_at,
         "lines": [
             {
@@ -284,6 +285,29 @@ def complete_task(data: dict[str, Any], task_id: int) -> Any:
 def release_task(task_id: int) -> Any:
     """The claimer gives the task back to the queue; the order goes back to ``paid``."""
     task = claims.release(db.session, task_id, user_id=current_user().id, now=clock.now())
+    body = task_json(task)
+    db.session.commit()
+    return body
+
+
+@blp.route("/packing-tasks/<int:task_id>/extend", methods=["POST"])
+@requires(Role.VILLAGER)
+@blp.response(200, TaskOut)
+@blp.alt_response(404, response="NOT_FOUND")
+@blp.alt_response(
+    409,
+    response="CONFLICT",
+    description="conflict: already renewed once in this claim, the lease ran out, or not claimed",
+)
+def extend_task(task_id: int) -> Any:
+    """The claimer keeps the task: the lease runs ``CLAIM_LEASE_S`` from now. Once per claim."""
+    task = claims.extend(
+        db.session,
+        task_id,
+        user_id=current_user().id,
+        now=clock.now(),
+        lease_s=current_app.config["CLAIM_LEASE_S"],
+    )
     body = task_json(task)
     db.session.commit()
     return body

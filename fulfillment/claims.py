@@ -29,6 +29,7 @@ from sqlalchemy import case, func, literal, select, update
 from fulfillment import earnings, rates, service, work_orders
 from fulfillment.errors import (
     AlreadyClaiming,
+    LeaseAlreadyExtended,
     LeaseExpired,
     NotAMember,
     NotTheClaimer,
@@ -146,6 +147,7 @@ def claim_next(
                 level=_by_kind(me.parcel_level, me.batch_level),
                 bonus_bp=bonus_bp,
                 bonus_fen=(PackingTask.piece_rate_fen * bonus_bp + 5_000) // 10_000,
+                lease_extended=False,
             )
             .returning(PackingTask)
             .execution_options(populate_existing=True)
@@ -320,6 +322,38 @@ def release(session: DbSession, task_id: int, *, user_id: int, now: datetime) ->
         orders.mark_unpacked(session, task.order_id)
     session.flush()
     return task
+
+
+def extend(
+    session: DbSession, task_id: int, *, user_id: int, now: datetime, lease_s: int
+) -> PackingTask:
+    """The claimer keeps the task longer: the lease runs ``lease_s`` from now. Once per
+    claim, and only while the lease still runs (after that the task may already be
+    someone else's). Raises NotFound, NotTheClaimer, LeaseExpired, TaskNotClaimed,
+    LeaseAlreadyExtended.
+
+    One conditional UPDATE decides, as for complete.
+    """
+    task = session.scalar(
+        update(PackingTask)
+        .where(*_own_claim(task_id, user_id, now), PackingTask.lease_extended.is_(False))
+        .values(lease_expires_at=now + timedelta(seconds=lease_s), lease_extended=True)
+        .returning(PackingTask)
+        .execution_options(populate_existing=True)
+    )
+    if task is not None:
+        return task
+    held = session.scalar(
+        select(PackingTask)
+        .where(*_own_claim(task_id, user_id, now))
+        .execution_options(populate_existing=True)
+    )
+    if held is not None and held.lease_extended:
+        raise LeaseAlreadyExtended(
+            f"The lease of task {task_id} was already renewed once; finish or release it."
+        )
+    _refuse_complete(session, task_id, user_id=user_id, now=now)
+    raise AssertionError("unreachable")  # _refuse_complete always raises
 
 
 def expire_leases(session: DbSession, *, now: datetime, workshop_id: int | None = None) -> int:

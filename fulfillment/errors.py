@@ -21,6 +21,10 @@ class LeaseExpired(Conflict):
     title = "Your claim on this task has expired"
 
 
+class LeaseAlreadyExtended(Conflict):
+    title = "This claim's lease was already renewed once"
+
+
 class TaskNotClaimed(Conflict):
     title = "This task is not claimed"
 

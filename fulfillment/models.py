@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shop.db import Base, BigInt, utcnow
@@ -191,6 +191,8 @@ class PackingTask(Base):
     partner_fen: Mapped[int | None] = mapped_column(BigInt)
     #: a parcel: the code of its trace page (/t/{code}), printed on the slip's QR
     trace_code: Mapped[str | None] = mapped_column(String(16))
+    #: the claimer renewed this claim's lease (allowed once per claim; a new claim resets it)
+    lease_extended: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     lines: Mapped[list[PackingTaskLine]] = relationship(
         back_populates="task",

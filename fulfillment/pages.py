@@ -14,18 +14,50 @@ from zoneinfo import ZoneInfo
 from flask import Response, current_app, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from fulfillment import claims, clock, earnings, impact, service
+from fulfillment import board, claims, clock, earnings, impact, service
+from fulfillment.errors import (
+    AlreadyClaiming,
+    LeaseAlreadyExtended,
+    LeaseExpired,
+    NotAMember,
+    NotTheClaimer,
+    TaskNotClaimed,
+    WorkshopInactive,
+)
 from fulfillment.models import EarningEntry
-from fulfillment.slips import task_slip_png
+from fulfillment.slips import task_slip, task_slip_png
+from media.slips import qr_matrix
 from shop.accounts.models import Role
 from shop.db import db
-from shop.errors import DomainError, ValidationFailed
+from shop.errors import Conflict, DomainError, NotFound, ValidationFailed
 from shop.orders import service as orders
 from shop.web import flash_message, flash_refusal, page_blueprint
 from shop.web.auth import login_required, page_user
-from shop.web.format import parse_whole, yuan
+from shop.web.format import local, parse_whole, yuan
 
 bp = page_blueprint("workshop_pages", __name__)
+
+#: the board warns this long before a claim's lease runs out
+LEASE_WARNING_S = 300
+
+#: what the villager reads when a rule says no: the rule's reason in plain words (most
+#: specific class first: each is a subclass of Forbidden or Conflict)
+REFUSALS: list[tuple[type[DomainError], str]] = [
+    (NotTheClaimer, "refused_not_yours"),
+    (LeaseExpired, "refused_expired"),
+    (LeaseAlreadyExtended, "extended_once"),
+    (TaskNotClaimed, "refused_not_claimed"),
+    (AlreadyClaiming, "refused_already_claiming"),
+    (NotAMember, "refused_not_member"),
+    (WorkshopInactive, "refused_workshop_closed"),
+    (NotFound, "refused_no_task"),
+    (Conflict, "refused_changed"),
+]
+
+
+def _refuse(error: DomainError) -> None:
+    key = next((key for kind, key in REFUSALS if isinstance(error, kind)), None)
+    flash_refusal(error, key)
 
 
 def _earnings(user_id: int) -> dict[str, Any]:
@@ -47,18 +79,36 @@ def _earnings(user_id: int) -> dict[str, Any]:
 @login_required(Role.VILLAGER)
 def workshop() -> Any:
     """The task board."""
+    return _board()
+
+
+def _board(weight_check: dict[str, Any] | None = None) -> Any:
     user = page_user()
-    held = claims.holding(db.session, user.id, now=clock.now())
+    now = clock.now()
+    held = claims.holding(db.session, user.id, now=now)
     tasks = [
         (task, orders.get_order(db.session, task.order_id) if task.order_id else None)
         for task in held
     ]
     workshops = [w for w in service.list_workshops(db.session, member_id=user.id) if w.active]
+    depths = board.queue_depths(db.session, [w.id for w in workshops])
+    tz = ZoneInfo(current_app.config["SHOP_TIMEZONE"])
+    today = now.astimezone(tz).date()
     return render_template(
         "fulfillment/workshop.html",
         tasks=tasks,
         workshops=workshops,
         earned=_earnings(user.id),
+        waiting=sum(d.queued for d in depths.values()),
+        parcels=board.parcels_packed(db.session, user.id, earnings.DayRange(today, today, tz)),
+        lease_left={
+            task.id: max(0, int((task.lease_expires_at - now).total_seconds()))
+            for task in held
+            if task.lease_expires_at is not None
+        },
+        warning_s=LEASE_WARNING_S,
+        weight_check=weight_check,
+        is_lead=bool(service.led_workshops(db.session, user.id)),
     )
 
 
@@ -81,7 +131,7 @@ def claim() -> Any:
         )
     except DomainError as error:
         db.session.rollback()
-        flash_refusal(error)
+        _refuse(error)
         return redirect(url_for(".workshop"))
     if task is None:
         flash_message("queue_empty")
@@ -104,6 +154,15 @@ def complete(task_id: int) -> Any:
     if raw_pieces and (pieces is None or not 0 < pieces <= 2**31 - 1):
         flash_message("error_422", "error")
         return redirect(url_for(".workshop"))
+    tolerance_bp = current_app.config["PACK_WEIGHT_TOLERANCE_BP"]
+    if weight is not None and request.form.get("weight_confirmed") != "1":
+        # A weight far off the expected one is usually a misread scale or a wrong item:
+        # ask once before completing (the service still flags it for review if confirmed).
+        held = claims.holding(db.session, page_user().id, now=clock.now())
+        task = next((t for t in held if t.id == task_id), None)
+        if task is not None and claims.weight_is_off(weight, task.expected_weight_g, tolerance_bp):
+            check = {"task_id": task_id, "packed_g": weight, "expected_g": task.expected_weight_g}
+            return _board(weight_check=check), 200
     try:
         task = claims.complete(
             db.session,
@@ -111,12 +170,12 @@ def complete(task_id: int) -> Any:
             user_id=page_user().id,
             now=clock.now(),
             packed_weight_g=weight,
-            tolerance_bp=current_app.config["PACK_WEIGHT_TOLERANCE_BP"],
+            tolerance_bp=tolerance_bp,
             pieces_done=pieces,
         )
     except DomainError as error:
         db.session.rollback()
-        flash_refusal(error)
+        _refuse(error)
         return redirect(url_for(".workshop"))
     paid = db.session.scalar(select(EarningEntry.amount_fen).where(EarningEntry.task_id == task.id))
     flash_message("completed", id=task.id, amount=yuan(paid or 0))
@@ -131,7 +190,7 @@ def release(task_id: int) -> Any:
         task = claims.release(db.session, task_id, user_id=page_user().id, now=clock.now())
     except DomainError as error:
         db.session.rollback()
-        flash_refusal(error)
+        _refuse(error)
         return redirect(url_for(".workshop"))
     flash_message("released", id=task.id)
     db.session.commit()
@@ -181,3 +240,52 @@ def impact_csv_page() -> Any:
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="impact-{year}.csv"'},
     )
+
+
+@bp.route("/workshop/tasks/<int:task_id>/extend", methods=["POST"])
+@login_required(Role.VILLAGER)
+def extend(task_id: int) -> Any:
+    """Keep the task: its lease runs ``CLAIM_LEASE_S`` again (once per claim)."""
+    try:
+        task = claims.extend(
+            db.session,
+            task_id,
+            user_id=page_user().id,
+            now=clock.now(),
+            lease_s=current_app.config["CLAIM_LEASE_S"],
+        )
+    except DomainError as error:
+        db.session.rollback()
+        _refuse(error)
+        return redirect(url_for(".workshop"))
+    flash_message("extended", time=local(task.lease_expires_at, "%H:%M"))
+    db.session.commit()
+    return redirect(url_for(".workshop"))
+
+
+@bp.route("/workshop/tasks/<int:task_id>/slip", methods=["GET"])
+@login_required(Role.VILLAGER, Role.ADMIN)
+def slip_page(task_id: int) -> Any:
+    """The slip as a page to print on a 100 × 150 mm label: recipient, phone, address,
+    region, lines, task and order numbers, workshop, the QR code of the PNG slip."""
+    task = service.get_task(db.session, task_id)
+    service.check_can_see_task(db.session, task, page_user())
+    slip = task_slip(db.session, task, base_url=current_app.config["PUBLIC_BASE_URL"])
+    assert task.order_id is not None  # task_slip refuses a batch
+    return render_template(
+        "fulfillment/slip.html",
+        task=task,
+        order=orders.get_order(db.session, task.order_id),
+        slip=slip,
+        qr=_qr_svg_path(slip.order_ref),
+    )
+
+
+def _qr_svg_path(order_ref: str) -> dict[str, Any]:
+    """The slip's QR code (the same modules as the PNG's) as one SVG path: a unit square
+    per dark module."""
+    matrix = qr_matrix(order_ref)
+    squares = (
+        f"M{x} {y}h1v1h-1z" for y, row in enumerate(matrix) for x, dark in enumerate(row) if dark
+    )
+    return {"size": len(matrix), "path": "".join(squares)}

@@ -107,6 +107,7 @@ class TaskOut(ma.Schema):
     packed_at = ma.fields.DateTime(allow_none=True)
     packed_weight_g = ma.fields.Integer(allow_none=True)
     needs_review = ma.fields.Boolean(required=True)
+    lease_extended = ma.fields.Boolean()
     created_at = ma.fields.DateTime(required=True)
     lines = ma.fields.List(ma.fields.Nested(TaskLineOut), required=True)
 

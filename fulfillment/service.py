@@ -136,6 +136,41 @@ def membership(session: DbSession, workshop_id: int, user_id: int) -> WorkshopMe
     return session.get(WorkshopMember, (workshop_id, user_id))
 
 
+def _member(session: DbSession, workshop_id: int, user_id: int) -> WorkshopMember:
+    get_workshop(session, workshop_id)
+    member = membership(session, workshop_id, user_id)
+    if member is None:
+        raise NotFound(f"User {user_id} is not a member of workshop {workshop_id}.")
+    return member
+
+
+def remove_member(session: DbSession, workshop_id: int, user_id: int) -> None:
+    """Take a villager off a workshop. A task they hold stays theirs until it is done,
+    released or its lease runs out; earnings stay. Raises NotFound."""
+    session.delete(_member(session, workshop_id, user_id))
+    session.flush()
+
+
+def set_lead(session: DbSession, workshop_id: int, user_id: int, *, lead: bool) -> WorkshopMember:
+    """Mark a member as the workshop's lead (or no longer). Raises NotFound."""
+    member = _member(session, workshop_id, user_id)
+    member.lead = lead
+    session.flush()
+    return member
+
+
+def led_workshops(session: DbSession, user_id: int) -> list[Workshop]:
+    """The workshops ``user_id`` is a lead of."""
+    return list(
+        session.scalars(
+            select(Workshop)
+            .join(WorkshopMember)
+            .where(WorkshopMember.user_id == user_id, WorkshopMember.lead.is_(True))
+            .order_by(Workshop.id)
+        )
+    )
+
+
 def check_can_see_workshop(session: DbSession, workshop_id: int, user: Principal) -> Workshop:
     """Admins and the workshop's villagers. Raises NotFound, NotAMember."""
     workshop = get_workshop(session, workshop_id)

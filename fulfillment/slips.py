@@ -18,15 +18,22 @@ def task_slip_png(
     session: DbSession, task: PackingTask, *, font_path: str | None, base_url: str
 ) -> bytes:
     """The PNG slip a villager prints and puts in the parcel: order number, a QR code of
-    the parcel's trace page (``{base_url}/t/{trace_code}``: the buyer scans it to see
-    where the parcel came from), recipient, region, lines. ``font_path``
-    (``SLIP_FONT_PATH``) is tried before the installed CJK fonts. Raises Conflict for a
-    batch (it goes back to the partner, not to a buyer)."""
+    the parcel's trace page, recipient, region, lines. ``font_path`` (``SLIP_FONT_PATH``)
+    is tried before the installed CJK fonts. Raises Conflict for a batch."""
+    slip = task_slip(session, task, base_url=base_url)
+    return slips.render_slip(slip, fonts=(font_path, *slips.CJK_FONTS) if font_path else None)
+
+
+def task_slip(session: DbSession, task: PackingTask, *, base_url: str) -> slips.PackingSlip:
+    """What a task's slip says (the PNG and the printable page show the same QR code: the
+    parcel's trace page, ``{base_url}/t/{trace_code}``, which the buyer scans to see where
+    the parcel came from). Raises Conflict for a batch (it goes back to the partner, not
+    to a buyer)."""
     if task.order_id is None:
         raise Conflict(f"Task {task.id} is a batch of a work order; only parcels have slips.")
     order = orders.get_order(session, task.order_id)
     workshop = session.get(Workshop, task.workshop_id) if task.workshop_id else None
-    slip = slips.PackingSlip(
+    return slips.PackingSlip(
         order_number=str(order.id),
         # tasks queued before trace codes existed keep the old reference
         order_ref=(
@@ -38,4 +45,3 @@ def task_slip_png(
         workshop=workshop.name if workshop else "",
         task_id=task.id,
     )
-    return slips.render_slip(slip, fonts=(font_path, *slips.CJK_FONTS) if font_path else None)

@@ -64,12 +64,14 @@ def _blueprints() -> list[Any]:
 
 def _page_blueprints() -> list[Any]:
     """The server-rendered pages (plain Flask blueprints, outside the OpenAPI document)."""
+    from console import bp as console
     from contracts.pages import bp as farmer_pages
+    from fulfillment.lead_pages import bp as lead_pages
     from fulfillment.pages import bp as workshop_pages
     from shop.live.pages import bp as live_pages
     from shop.web.views import bp as web
 
-    return [web, workshop_pages, farmer_pages, live_pages]
+    return [web, workshop_pages, lead_pages, farmer_pages, live_pages, console]
 
 
 def demo_seeders() -> list[Any]:

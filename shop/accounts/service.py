@@ -12,7 +12,7 @@ from sqlalchemy import bindparam, select, update
 from shop.accounts.models import ApiToken, Caller, Role, User, UserRole
 from shop.accounts.passwords import MIN_LENGTH, dummy_hash, hash_password, verify_password
 from shop.db import DbSession, reads_outside_transaction, utcnow
-from shop.errors import Conflict, DomainError, ValidationFailed
+from shop.errors import Conflict, DomainError, NotFound, ValidationFailed
 
 
 class BadCredentials(DomainError):
@@ -48,12 +48,7 @@ def create_user(
 ) -> User:
     """Create a user with the given roles. Raises Conflict (email taken), ValidationFailed."""
     role_set = set(roles)
-    unknown = role_set - {r.value for r in Role}
-    if unknown or not role_set:
-        raise ValidationFailed(
-            "Roles must be some of admin, streamer, buyer, villager, farmer.",
-            {"roles": [f"Unknown role: {r}" for r in sorted(unknown)] or ["At least one role."]},
-        )
+    _check_roles(role_set)
     _check_length(password, "password")
     email = normalize_email(email)
     if session.scalar(select(User.id).where(User.email == email)) is not None:
@@ -89,6 +84,8 @@ def authenticate(session: DbSession, *, email: str, password: str, scrypt_n: int
         raise BadCredentials()
     if not verify_password(password, user.password_hash):
         raise BadCredentials()
+    if not user.active:  # deactivated by an operator: told apart from a wrong password by no one
+        raise BadCredentials()
     return user
 
 
@@ -104,11 +101,14 @@ def issue_token(session: DbSession, user: User, *, ttl_s: int) -> tuple[str, dat
 #: than running it. One row per role (none: one row with role NULL).
 _CALLER_BY_TOKEN = (
     select(ApiToken.user_id, UserRole.role)
+    .join(User, User.id == ApiToken.user_id)
     .outerjoin(UserRole, UserRole.user_id == ApiToken.user_id)
     .where(
         ApiToken.token_hash == bindparam("token_hash"),
         ApiToken.revoked_at.is_(None),
         ApiToken.expires_at > bindparam("now"),
+        # deactivation also revokes the tokens; this holds even for one issued in a race
+        User.active.is_(True),
     )
 )
 
@@ -181,3 +181,60 @@ def change_password(
         raise WrongPassword("The current password is not right.")
     user.password_hash = hash_password(new_password, n=scrypt_n)
     sign_out_everywhere(session, user)
+
+
+# ---------------------------------------------------------------------------- operators
+
+
+class CannotChangeSelf(Conflict):
+    title = "An operator cannot lock themselves out"
+
+
+def list_users(session: DbSession, *, role: str | None = None, limit: int = 200) -> list[User]:
+    """Users, newest first, optionally only those holding ``role``."""
+    stmt = select(User).order_by(User.id.desc()).limit(limit)
+    if role is not None:
+        stmt = stmt.where(User.id.in_(select(UserRole.user_id).where(UserRole.role == role)))
+    return list(session.scalars(stmt))
+
+
+def _check_roles(roles: set[str]) -> None:
+    unknown = roles - {r.value for r in Role}
+    if unknown or not roles:
+        raise ValidationFailed(
+            "Roles must be some of admin, streamer, buyer, villager, farmer.",
+            {"roles": [f"Unknown role: {r}" for r in sorted(unknown)] or ["At least one role."]},
+        )
+
+
+def set_roles(session: DbSession, user_id: int, roles: Iterable[str], *, actor_id: int) -> User:
+    """Give a user exactly these roles. Raises NotFound, ValidationFailed, CannotChangeSelf
+    (an admin taking the admin role from themselves)."""
+    user = _existing_user(session, user_id)
+    wanted = set(roles)
+    _check_roles(wanted)
+    if user.id == actor_id and Role.ADMIN.value not in wanted:
+        raise CannotChangeSelf("You cannot take the admin role from yourself.")
+    user.role_rows = [row for row in user.role_rows if row.role in wanted] + [
+        UserRole(role=role) for role in sorted(wanted - set(user.roles))
+    ]
+    session.flush()
+    return user
+
+
+def deactivate_user(session: DbSession, user_id: int, *, actor_id: int) -> User:
+    """The user can no longer sign in; every token and page session of theirs ends. What
+    they did (orders, deliveries, earnings) stays. Raises NotFound, CannotChangeSelf."""
+    user = _existing_user(session, user_id)
+    if user.id == actor_id:
+        raise CannotChangeSelf("You cannot deactivate yourself.")
+    user.active = False
+    sign_out_everywhere(session, user)
+    return user
+
+
+def _existing_user(session: DbSession, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"No user {user_id}.")
+    return user

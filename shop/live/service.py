@@ -323,3 +323,15 @@ def session_stats(session: DbSession, live_session_id: int) -> dict[str, Any]:
         "buyers": len(buyers),
         "returning_buyers": int(returning),
     }
+
+
+def live_now(session: DbSession, *, limit: int = 20) -> list[LiveSession]:
+    """The sessions that are live, latest started first."""
+    return list(
+        session.scalars(
+            select(LiveSession)
+            .where(LiveSession.state == SessionState.LIVE.value)
+            .order_by(LiveSession.started_at.desc(), LiveSession.id.desc())
+            .limit(limit)
+        )
+    )

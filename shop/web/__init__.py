@@ -22,7 +22,7 @@ from shop.db import db
 from shop.errors import DomainError
 from shop.web import format as fmt
 from shop.web.auth import signed_in_user
-from shop.web.messages import DEFAULT_LANGUAGE, LANGUAGES, markup, text
+from shop.web.messages import DEFAULT_LANGUAGE, LANGUAGES, MESSAGES, markup, text
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +70,13 @@ def init_pages(app: Flask, blueprints: Iterable[Blueprint]) -> None:
         yuan_per_kg=fmt.yuan_per_kg,
         kg=fmt.kg,
         percent_bp=fmt.percent_bp,
+        factor_bp=fmt.factor_bp,
         local=fmt.local,
         day=fmt.day,
     )
-    app.jinja_env.globals.update(t=_t, tt=_tt, page_lang=current_lang, page_user=signed_in_user)
+    app.jinja_env.globals.update(
+        t=_t, tt=_tt, page_lang=current_lang, page_user=signed_in_user, grade_label=_grade_label
+    )
 
     names = set()
     for blueprint in blueprints:
@@ -111,6 +114,12 @@ def _tt(key: str, **fields: Any) -> str:
     return text(key, current_lang(), **fields)
 
 
+def _grade_label(grade: str) -> Any:
+    """A grade in the page's language when the catalog knows it, else as stored."""
+    key = f"grade_{grade}"
+    return markup(key, current_lang()) if key in MESSAGES else grade
+
+
 def _before_page() -> None:
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         csrf.protect()
@@ -140,8 +149,12 @@ def flash_message(key: str, category: str = "info", **fields: Any) -> None:
     flash(markup(key, current_lang(), **fields), category)
 
 
-def flash_refusal(error: DomainError) -> None:
-    """A rule said no: the translated kind of refusal, then the rule's own (English) words."""
+def flash_refusal(error: DomainError, key: str | None = None) -> None:
+    """A rule said no: the page's own words for it when it has them (``key``), else the
+    translated kind of refusal, then the rule's own (English) words."""
+    if key is not None:
+        flash(markup(key, current_lang()), "error")
+        return
     key = f"error_{error.status}" if f"error_{error.status}" in _KNOWN else "error_400"
     flash(f"{text(key, current_lang())}: {error.detail}", "error")
 

@@ -61,8 +61,11 @@ def signed_in_user() -> User | None:
     # or out clears it.
     if "page_user" not in g:
         user = service.get_user(db.session, user_id)
-        if user is not None and user.session_version != session.get(SESSION_VERSION):
-            # ended on the server: signed out, signed out everywhere, password changed
+        if user is not None and (
+            user.session_version != session.get(SESSION_VERSION) or not user.active
+        ):
+            # ended on the server: signed out, signed out everywhere, password changed,
+            # deactivated by an operator
             _clear()
             user = None
         g.page_user = user

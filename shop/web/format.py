@@ -36,6 +36,15 @@ def kg(grams: int | None) -> str:
     return f"{sign}{whole:,}{'.' + decimals if decimals else ''} kg"
 
 
+def factor_bp(premium_bp: int | None) -> str:
+    """The multiplier a premium makes: 1200 → ``1.12``, 1250 → ``1.125``."""
+    if premium_bp is None:
+        return "—"
+    whole, rest = divmod(10_000 + int(premium_bp), 10_000)
+    decimals = f"{rest:04d}".rstrip("0")
+    return f"{whole}{'.' + decimals if decimals else ''}"
+
+
 def percent_bp(bp: int | None) -> str:
     """Basis points as a percentage: 1200 → ``12%``, 1250 → ``12.5%``."""
     if bp is None:
@@ -77,3 +86,18 @@ def parse_whole(raw: str | None) -> int | None:
     """``"42"`` → 42; None for anything but digits (no signs, no decimals)."""
     match = _WHOLE.match(raw or "")
     return int(match.group(1)) if match else None
+
+
+_DECIMAL = re.compile(r"^\s*(\d{1,9})(?:\.(\d+))?\s*$")
+
+
+def parse_scaled(raw: str | None, places: int) -> int | None:
+    """A plain decimal with at most ``places`` decimals, times 10**places:
+    ``parse_scaled("86.75", 3)`` → 86750 (grams of 86.75 kg); None otherwise."""
+    match = _DECIMAL.match(raw or "")
+    if match is None:
+        return None
+    whole, decimals = match.group(1), match.group(2) or ""
+    if len(decimals) > places:
+        return None
+    return int(whole) * 10**places + int(decimals.ljust(places, "0") or "0")

@@ -40,6 +40,7 @@ bp = page_blueprint("web", __name__)
 
 #: where each role works: (role, endpoint, catalog key); the first that applies is home
 LANDING = [
+    (Role.ADMIN, "console.overview", "page_console"),
     (Role.VILLAGER, "workshop_pages.workshop", "page_workshop"),
     (Role.FARMER, "farmer_pages.statement", "page_farmer"),
     (Role.STREAMER, "live_pages.studio", "page_studio"),
@@ -62,7 +63,7 @@ def home() -> Any:
     """Role landing: straight to the one page a person works on, else a short menu."""
     user = page_user()
     pages = _pages_for(user)
-    if len(pages) == 1 and not user.has_role(Role.ADMIN):
+    if len(pages) == 1:
         return redirect(url_for(pages[0][0]))
     live_sessions = db.session.scalars(
         select(LiveSession)

@@ -61,6 +61,7 @@ def endpoints(w: int, t: int, claimer: int) -> list[tuple[str, str, dict | None]
         ("GET", f"/api/v1/packing-tasks/{t}", None),
         ("POST", f"/api/v1/packing-tasks/{t}/complete", {}),
         ("POST", f"/api/v1/packing-tasks/{t}/release", None),
+        ("POST", f"/api/v1/packing-tasks/{t}/extend", None),
         ("GET", f"/api/v1/packing-tasks/{t}/slip.png", None),
         ("GET", f"/api/v1/workshops/{w}/report", None),
         ("GET", "/api/v1/workshops/report", None),
@@ -107,7 +108,7 @@ def test_a_colleague_sees_the_queue_but_cannot_complete_release_or_manage(client
     assert client.get(f"/api/v1/packing-tasks/{t}", headers=headers).status_code == 200
     for method, path, body in endpoints(w, t, scene["claimer"]):
         if (
-            path.endswith(("/complete", "/release"))
+            path.endswith(("/complete", "/release", "/extend"))
             or "/report" in path
             or path.endswith(("/workshops", "/members", "/deactivate", "/activate"))
         ):

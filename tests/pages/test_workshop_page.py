@@ -100,7 +100,8 @@ def test_claiming_at_someone_elses_workshop_is_refused_with_a_message(
     _, pages = signed_in("villager")
     pages.submit("/workshop", "/workshop/claim", {"workshop_id": other.id})
     html = pages.get("/workshop").get_data(as_text=True)
-    assert "这个页面不是给你的" in html and "not a member" in html
+    assert "你不是这个工坊的成员，请联系管理员。" in html
+    assert "这个页面不是给你的" not in html
     assert 'id="task-' not in html
 
 
@@ -124,7 +125,10 @@ def test_another_villager_cannot_finish_release_or_see_the_slip_of_a_task_elsewh
 
     _, pages = signed_in("villager")
     pages.submit("/workshop", f"/workshop/tasks/{task.id}/complete")
-    assert "claimed by someone else" in pages.get("/workshop").get_data(as_text=True)
+    board = pages.get("/workshop").get_data(as_text=True)
+    # the reason, in plain words — not "this page is not for you"
+    assert "这单已经被别人领走了，不是你的任务。" in board
+    assert "这个页面不是给你的" not in board
     pages.submit("/workshop", f"/workshop/tasks/{task.id}/release")
     assert db.session.get(PackingTask, task.id, populate_existing=True).state == "claimed"
     slip = pages.get(f"/workshop/tasks/{task.id}/slip.png")
