@@ -90,6 +90,19 @@ def _subscribe_domain_events() -> None:
     events.subscribe("order.refunded", on_order_gone, name=DROP_PACKING_TASK)
 
 
+def _listen_to_redis(app: Flask, client: redis.Redis) -> None:
+    """The process's one Redis subscription and what listens to it: viewers' streams,
+    the stock view and the token cache (it starts on first use, in the worker)."""
+    from shop.accounts.token_cache import install_token_cache
+    from shop.core.live_bus import RedisBus, redis_listener
+    from shop.live.stock_view import install_stock_view
+
+    listener = redis_listener(app)
+    app.extensions["shanhuo.live_bus"] = RedisBus(client, listener)
+    install_stock_view(app, listener, client)
+    install_token_cache(app, listener, client)
+
+
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     config = config_module.load(overrides)
     app = Flask("shop", instance_path=config["INSTANCE_DIR"])
@@ -115,6 +128,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         app.extensions["shanhuo.ratelimiter"] = FailOpenLimiter(
             RedisRateLimiter(client), MemoryRateLimiter()
         )
+        _listen_to_redis(app, client)
     else:
         app.extensions["shanhuo.ratelimiter"] = MemoryRateLimiter()
 

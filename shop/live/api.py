@@ -12,8 +12,10 @@ from shop.api import Blueprint
 from shop.auth import current_user, public, requires
 from shop.core.live_bus import live_bus
 from shop.core.sse import sse_stream
+from shop.core.stream_slots import stream_slots
 from shop.db import db
 from shop.errors import Forbidden
+from shop.proxy import client_address
 from shop.live import service
 from shop.live.models import LiveListing, LiveSession, SessionState
 from shop.live.schemas import (
@@ -208,6 +210,8 @@ def session_events(headers: dict[str, Any], session_id: int) -> Any:
         after_id=after_id,
         max_s=0 if ended else max_s,
         heartbeat_s=float(config["LIVE_EVENTS_HEARTBEAT_S"]),
+        slots=stream_slots(current_app),
+        client=client_address(),
     )
     return Response(
         stream,

@@ -24,6 +24,7 @@ from shop.catalog import images
 from shop.catalog import service as catalog
 from shop.catalog.models import Product
 from shop.db import db
+from shop.live.stock_view import stock_view
 from shop.errors import DomainError, Forbidden, NotFound
 from shop.live import service
 from shop.live.models import LiveListing, LiveSession
@@ -377,6 +378,7 @@ def _place(listing: LiveListing, form: dict[str, str]) -> Order:
         shipping=shipping,
         idempotency_key=key["idempotency_key"],
         payment_timeout_s=current_app.config["ORDER_PAYMENT_TIMEOUT_S"],
+        view=stock_view(current_app),
     )
     return order
 

@@ -11,6 +11,7 @@ from shop.accounts.models import Role
 from shop.api import Blueprint
 from shop.auth import current_user, requires
 from shop.db import db
+from shop.live.stock_view import stock_view
 from shop.errors import NotFound
 from shop.orders import service
 from shop.orders.models import Order
@@ -89,6 +90,7 @@ def place_order(data: dict[str, Any], headers: dict[str, Any]) -> Any:
         shipping=data["shipping"],
         idempotency_key=headers["idempotency_key"],
         payment_timeout_s=current_app.config["ORDER_PAYMENT_TIMEOUT_S"],
+        view=stock_view(current_app),
     )
     db.session.commit()
     return order_json(order), 201 if created else 200
