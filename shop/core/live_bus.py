@@ -14,6 +14,7 @@ import json
 import logging
 import queue
 import threading
+import time
 from collections import defaultdict, deque
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -75,19 +76,22 @@ class LiveBus(Protocol):
 
 
 HISTORY = 200  #: events kept per session for ``Last-Event-ID`` resume
+STOCK_EVERY_S = 0.2  #: a viewer gets a listing's stock at most this often (Redis bus)
 
 
 class _HubSubscription:
-    def __init__(self, hub: _Fanout, live_session_id: int) -> None:
+    def __init__(self, hub: _Fanout, live_session_id: int, seen: int = 0) -> None:
         self.hub = hub
         self.live_session_id = live_session_id
         self.queue: queue.Queue[LiveEvent] = queue.Queue()
+        self.seen = seen  #: events up to this id were published before it subscribed
 
     def get(self, timeout: float) -> LiveEvent | None:
         try:
-            return self.queue.get(timeout=max(timeout, 0))
+            record = self.queue.get(timeout=max(timeout, 0))
         except queue.Empty:
             return None
+        return record if record.id > self.seen else None
 
     def close(self) -> None:
         self.hub.discard(self)
@@ -148,6 +152,46 @@ class _Fanout:
             return [sid for sid, subs in self.subscribers.items() if subs]
 
 
+class _CoalescingFanout(_Fanout):
+    """A fan-out that sends viewers each listing's stock at most every ``interval_s``:
+    in a flash sale every order is a ``listing.stock`` event, and thousands of viewers
+    need the latest count, not every step (each step is thousands of writes). Any
+    other event first flushes what is held, so the order of events is kept and
+    ``listing.sold_out`` is never late. A viewer who resumes gets every event from
+    the kept list."""
+
+    def __init__(self, interval_s: float) -> None:
+        super().__init__()
+        self.interval_s = interval_s
+        self.held: dict[int, dict[Any, LiveEvent]] = defaultdict(dict)
+        self.flusher: threading.Thread | None = None
+
+    def deliver(self, live_session_id: int, record: LiveEvent) -> None:
+        if record.event == "listing.stock":
+            with self.lock:
+                self.held[live_session_id][record.data.get("listing_id")] = record
+                if self.flusher is None or not self.flusher.is_alive():
+                    self.flusher = threading.Thread(target=self._flush_loop, daemon=True)
+                    self.flusher.start()
+            return
+        self._flush(live_session_id)
+        super().deliver(live_session_id, record)
+
+    def _flush(self, live_session_id: int) -> None:
+        with self.lock:
+            held = self.held.pop(live_session_id, {})
+        for record in sorted(held.values(), key=lambda r: r.id):
+            super().deliver(live_session_id, record)
+
+    def _flush_loop(self) -> None:
+        while True:
+            time.sleep(self.interval_s)
+            with self.lock:
+                sessions = list(self.held)
+            for live_session_id in sessions:
+                self._flush(live_session_id)
+
+
 class RedisBus:
     """Redis pub/sub per session; a counter for event ids and a short list for resume.
 
@@ -162,7 +206,7 @@ class RedisBus:
 
     def __init__(self, client: Any, listener: ProcessSubscription | None = None) -> None:
         self.client = client
-        self.fanout = _Fanout()
+        self.fanout = _CoalescingFanout(STOCK_EVERY_S)
         self.last_delivered: dict[int, int] = {}
         if listener is None:
             kwargs = client.connection_pool.connection_kwargs
@@ -194,7 +238,11 @@ class RedisBus:
     ) -> tuple[list[LiveEvent], Subscription]:
         if not self.listener.wait_connected(5):
             raise redis.exceptions.ConnectionError("the live-event subscription is down")
-        subscription = _HubSubscription(self.fanout, live_session_id)
+        channel = self.channel(live_session_id)
+        # What was published before now is history, even if the process's one
+        # subscription hands it on a moment later.
+        seen = int(self.client.get(f"{channel}:seq") or 0) if after_id is None else 0
+        subscription = _HubSubscription(self.fanout, live_session_id, seen)
         self.fanout.add(subscription)
         backlog: list[LiveEvent] = []
         if after_id is not None:
