@@ -294,8 +294,8 @@ async def viewer(port: int, session_id: int, n: int, sold_out: str, seen: dict[s
             text = tail + chunk.decode()
             if ": connected" in text and n not in seen["connected"]:
                 seen["connected"].add(n)
-            if "event: listing.sold_out" in text and sold_out in text:
-                seen["sold_out"].append(time.perf_counter())
+            if sold_out in text and n not in seen["sold_out"]:
+                seen["sold_out"][n] = time.perf_counter()
             tail = text[-200:]
     except asyncio.CancelledError:
         writer.close()
@@ -305,8 +305,8 @@ async def viewer(port: int, session_id: int, n: int, sold_out: str, seen: dict[s
 async def client_main(plan: dict[str, Any]) -> dict[str, Any]:
     port, connections, seconds = plan["port"], plan["connections"], plan["seconds"]
     tokens, listings = plan["tokens"], plan["listings"]
-    seen: dict[str, Any] = {"connected": set(), "sold_out": [], "closed": 0}
-    sold_out = json.dumps({"listing_id": listings["A"]})
+    seen: dict[str, Any] = {"connected": set(), "sold_out": {}, "closed": 0}
+    sold_out = f"event: listing.sold_out\ndata: {json.dumps({'listing_id': listings['A']})}\n"
     watchers = []
     for n in range(plan["viewers"]):
         watchers.append(asyncio.create_task(viewer(port, plan["session_id"], n, sold_out, seen)))
@@ -360,7 +360,7 @@ async def client_main(plan: dict[str, Any]) -> dict[str, Any]:
         "viewers": plan["viewers"],
         "watching": watching,
         "closed": seen["closed"],
-        "sold_out_at": seen["sold_out"],
+        "sold_out_at": list(seen["sold_out"].values()),
         "healthz": ceiling,
         "A": phase_a,
         "C": phase_c,

@@ -281,10 +281,7 @@ def live_bus(app: Flask | None = None) -> LiveBus:
     bus = app.extensions.get("shanhuo.live_bus")
     if bus is None:
         client = app.extensions.get("shanhuo.redis")
-        if client is None:
-            bus = InProcessBus()
-        else:
-            bus = RedisBus(client, redis_listener(app))
+        bus = InProcessBus() if client is None else RedisBus(client, redis_listener(app))
         app.extensions["shanhuo.live_bus"] = bus
     return bus  # type: ignore[no-any-return]
 

@@ -15,7 +15,6 @@ from shop.core.sse import sse_stream
 from shop.core.stream_slots import stream_slots
 from shop.db import db
 from shop.errors import Forbidden
-from shop.proxy import client_address
 from shop.live import service
 from shop.live.models import LiveListing, LiveSession, SessionState
 from shop.live.schemas import (
@@ -27,6 +26,7 @@ from shop.live.schemas import (
     SessionOut,
     StatsOut,
 )
+from shop.proxy import client_address
 
 blp = Blueprint(
     "live", __name__, url_prefix="/api/v1", description="Live sessions, listings, live events"

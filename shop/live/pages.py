@@ -24,11 +24,11 @@ from shop.catalog import images
 from shop.catalog import service as catalog
 from shop.catalog.models import Product
 from shop.db import db
-from shop.live.stock_view import stock_view
 from shop.errors import DomainError, Forbidden, NotFound
 from shop.live import service
 from shop.live.models import LiveListing, LiveSession
 from shop.live.schemas import ListingIn, SessionIn
+from shop.live.stock_view import stock_view
 from shop.orders import service as orders
 from shop.orders.models import Order, OrderLine
 from shop.orders.schemas import IdempotencyHeaders, ShippingIn

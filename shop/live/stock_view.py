@@ -207,8 +207,7 @@ class StockView:
 
     def _moved_locked(self, before: Snapshot, live_session_id: int) -> bool:
         return (
-            self.epoch != before.epoch
-            or self.session_heard.get(live_session_id, 0) > before.heard
+            self.epoch != before.epoch or self.session_heard.get(live_session_id, 0) > before.heard
         )
 
 
@@ -217,7 +216,7 @@ _LISTINGS = select(LiveListing.id, LiveListing.remaining, LiveListing.on_sale).w
 )
 
 
-def _BUYERS(order: Any, line: Any) -> Any:  # noqa: N802 (a statement, built per call)
+def _BUYERS(order: Any, line: Any) -> Any:
     return (
         select(order.buyer_id)
         .join(line, line.order_id == order.id)

@@ -11,8 +11,8 @@ from shop.accounts.models import Role
 from shop.api import Blueprint
 from shop.auth import current_user, requires
 from shop.db import db
-from shop.live.stock_view import stock_view
 from shop.errors import NotFound
+from shop.live.stock_view import stock_view
 from shop.orders import service
 from shop.orders.models import Order
 from shop.orders.schemas import (

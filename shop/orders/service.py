@@ -178,7 +178,8 @@ def place_order(
     if view is not None:
         # Before the COMMIT and before the gates lock the hot row: once the order
         # exists, no process may answer its repeat from memory.
-        view.announce_buyer((units.session_id for units, _, _ in priced), buyer_id)
+        sessions = [u.session_id for u, _, _ in priced if u.session_id is not None]
+        view.announce_buyer(sessions, buyer_id)
     # The stock gates come last: the rows they lock (a hot listing in a flash sale)
     # stay locked only from here to the caller's COMMIT.
     stock.reserve(session, (units for units, _, _ in priced), enforce_limits=True, live_only=True)

@@ -52,9 +52,9 @@ def start(kind: str, app: Any, port: int, **extra: str) -> subprocess.Popen[byte
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
                 return server
-        except OSError:
+        except OSError as error:
             if server.poll() is not None:
-                raise AssertionError(f"{kind} server exited with {server.returncode}")
+                raise AssertionError(f"{kind} server exited: {server.returncode}") from error
             time.sleep(0.2)
     stop(server)
     raise AssertionError(f"the {kind} server did not come up")
