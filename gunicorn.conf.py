@@ -29,6 +29,11 @@ keepalive = 30  #: seconds: phones re-use their connection between taps
 timeout = 30  #: a worker that stops answering gunicorn's heartbeat is replaced
 graceful_timeout = 10  #: open streams are cut at a restart; EventSource reconnects
 preload_app = False  # the app (and psycopg) must load after gevent's patching
+#: An order runs from its stock gate to its COMMIT without letting the worker's other
+#: greenlets run (shop/core/hot_rows.py); should the row it waits for be locked by a
+#: greenlet of the same worker, that wait could never end. PostgreSQL ends it instead
+#: (libpq reads PGOPTIONS): the request fails, the worker goes on.
+os.environ.setdefault("PGOPTIONS", "-c lock_timeout=5000")
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 

@@ -136,6 +136,12 @@ def place_order(
     except _KeyUsed as used:
         return _replay(get_order(session, used.order_id), request_hash), False
 
+    if view is not None:
+        # Before anything is written (so no lock is held while Redis answers) and so
+        # before the COMMIT: once the order exists, no process refuses its repeat
+        # from memory.
+        sessions = [u.session_id for u, _, _ in priced if u.session_id is not None]
+        view.announce_buyer(sessions, buyer_id)
     now = utcnow()
     values = {
         "buyer_id": buyer_id,
@@ -175,11 +181,6 @@ def place_order(
         for units, qty, price in priced
     ]
     session.execute(sql_insert(OrderLine), rows)
-    if view is not None:
-        # Before the COMMIT and before the gates lock the hot row: once the order
-        # exists, no process may answer its repeat from memory.
-        sessions = [u.session_id for u, _, _ in priced if u.session_id is not None]
-        view.announce_buyer(sessions, buyer_id)
     # The stock gates come last: the rows they lock (a hot listing in a flash sale)
     # stay locked only from here to the caller's COMMIT.
     stock.reserve(session, (units for units, _, _ in priced), enforce_limits=True, live_only=True)
