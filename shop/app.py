@@ -123,7 +123,13 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     trust_proxies(app)
     if app.config["REDIS_URL"]:
-        client = redis.Redis.from_url(app.config["REDIS_URL"], socket_timeout=5)
+        # A blocking pool: under gevent thousands of greenlets may want Redis at once
+        # (viewers arriving, orders publishing); past 100 connections they wait their
+        # turn (up to 5 s) instead of failing with "Too many connections".
+        pool = redis.BlockingConnectionPool.from_url(
+            app.config["REDIS_URL"], max_connections=100, timeout=5, socket_timeout=5
+        )
+        client = redis.Redis(connection_pool=pool)
         app.extensions["shanhuo.redis"] = client
         app.extensions["shanhuo.ratelimiter"] = FailOpenLimiter(
             RedisRateLimiter(client), MemoryRateLimiter()
