@@ -8,10 +8,15 @@ Resets the database (its name must contain "bench"), migrates, queues 10,000 pai
 orders' packing tasks at one workshop, starts gunicorn, then from one client process:
 
 1. 32 threads GET /healthz for a few seconds: the ceiling of this client and server;
-2. 32 villagers, one thread each, loop claim → complete until the queue is empty.
+2. 32 threads POST /floor/write (`bench/floor.py`) for as long: the floor of one bare
+   write transaction on this machine;
+3. 32 villagers, one thread each, loop claim → complete until the queue is empty.
 
-Prints claims/s, p50/p99 claim latency, double claims (must be 0: every task is claimed
-by exactly one villager and paid exactly once) and claims/s as a share of the ceiling.
+The server is the production config (`gunicorn -c gunicorn.conf.py`), with Redis when
+REDIS_URL is set (the token cache). Prints claims/s, p50/p99 claim latency, double
+claims (must be 0: every task is claimed by exactly one villager and paid exactly
+once), claims/s as a share of the ceiling, and claim+complete pairs against two write
+transactions (half the write floor; target ≥ 70 %).
 """
 
 from __future__ import annotations
@@ -52,8 +57,7 @@ def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tasks", type=int, default=10_000)
     parser.add_argument("--villagers", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1) + 1)
-    parser.add_argument("--threads", type=int, default=4, help="gunicorn gthread threads")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--port", type=int, default=5077)
     parser.add_argument("--healthz-seconds", type=float, default=8.0)
     parser.add_argument("--max-seconds", type=float, default=300.0)
@@ -176,34 +180,17 @@ def seed(app: Flask, tasks: int, villagers: int) -> tuple[int, list[str]]:
 
 
 def start_gunicorn(url: str, args: argparse.Namespace, instance: str) -> subprocess.Popen[bytes]:
+    sys.path.insert(0, str(REPO / "bench"))
+    from floor import start_server
+
     env = {
         **os.environ,
         "DATABASE_URL": url,
         "SECRET_KEY": "bench",
         "SHANHUO_INSTANCE": instance,
     }
-    for name in ("REDIS_URL", "CELERY_BROKER_URL"):
-        env.pop(name, None)
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--workers",
-            str(args.workers),
-            "--worker-class",
-            "gthread",
-            "--threads",
-            str(args.threads),
-            "--bind",
-            f"127.0.0.1:{args.port}",
-            "--log-level",
-            "warning",
-            "wsgi:app",
-        ],
-        cwd=REPO,
-        env=env,
-    )
+    env.pop("CELERY_BROKER_URL", None)
+    server = start_server(env, args.port, args.workers)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -216,14 +203,18 @@ def start_gunicorn(url: str, args: argparse.Namespace, instance: str) -> subproc
     raise SystemExit("gunicorn did not start")
 
 
-def healthz_ceiling(base: str, clients: int, seconds: float) -> float:
+def healthz_ceiling(base: str, clients: int, seconds: float, path: str = "/healthz") -> float:
+    """Requests/s of ``clients`` threads on ``path`` (GET /healthz, or POST /floor/…)."""
     counts = [0] * clients
     stop = time.monotonic() + seconds
 
     def run(i: int) -> None:
         with requests.Session() as http:
             while time.monotonic() < stop:
-                http.get(f"{base}/healthz").raise_for_status()
+                if path == "/healthz":
+                    http.get(f"{base}{path}").raise_for_status()
+                else:
+                    http.post(f"{base}{path}", json={}).raise_for_status()
                 counts[i] += 1
 
     started = time.monotonic()
@@ -330,13 +321,21 @@ def main() -> None:
     if not url.startswith("postgresql") or "bench" not in (make_url(url).database or ""):
         raise SystemExit("Set DATABASE_URL to a PostgreSQL database whose name contains 'bench'.")
     print(f"seeding {args.tasks} queued tasks, {args.villagers} villagers …", flush=True)
-    app = create_app({"DATABASE_URL": url, "CELERY_BROKER_URL": None, "PASSWORD_SCRYPT_N": 2**10})
+    app = create_app(
+        {
+            "DATABASE_URL": url,
+            "CELERY_BROKER_URL": None,
+            "REDIS_URL": None,
+            "PASSWORD_SCRYPT_N": 2**10,
+        }
+    )
     workshop_id, tokens = seed(app, args.tasks, args.villagers)
     base = f"http://127.0.0.1:{args.port}"
     with tempfile.TemporaryDirectory() as instance:
         server = start_gunicorn(url, args, instance)
         try:
             ceiling = healthz_ceiling(base, args.villagers, args.healthz_seconds)
+            floor = healthz_ceiling(base, args.villagers, args.healthz_seconds, "/floor/write")
             run = claim_loop(base, workshop_id, tokens, args.max_seconds)
         finally:
             server.terminate()
@@ -347,14 +346,21 @@ def main() -> None:
     doubles = claims - len(set(run["claimed"])) + db_check["paid_twice"]
     rate = claims / run["seconds"]
     print(
-        f"gunicorn: {args.workers} workers × {args.threads} threads (gthread); "
-        f"client: {args.villagers} threads, one process; {os.cpu_count()} CPUs"
+        f"gunicorn -c gunicorn.conf.py: {args.workers} workers (gevent); "
+        f"client: {args.villagers} threads, one process; {os.cpu_count()} CPUs; "
+        f"load average {os.getloadavg()[0]:.2f}; "
+        f"Redis: {'yes' if os.environ.get('REDIS_URL') else 'no'}"
     )
     print(f"healthz ceiling     {ceiling:8.0f} requests/s")
+    print(f"write floor         {floor:8.0f} write transactions/s")
     print(
         f"claims              {claims:8d} in {run['seconds']:.1f} s (each followed by a complete)"
     )
     print(f"claims/s            {rate:8.0f}   ({100 * rate / ceiling:.0f} % of the ceiling)")
+    print(
+        f"pairs vs the floor  {100 * rate / (floor / 2):8.0f} %   (claim+complete pairs/s against "
+        "two write transactions; target ≥ 70 %)"
+    )
     print(f"claim latency p50   {1000 * statistics.median(run['latencies']):8.1f} ms")
     print(f"claim latency p99   {1000 * percentile(run['latencies'], 99):8.1f} ms")
     print(f"double claims       {doubles:8d}")

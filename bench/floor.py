@@ -12,9 +12,14 @@ problem+json body like the order endpoint's:
 - `parse`: read the JSON body; no database;
 - `one-read`: one `SELECT 1` on a pooled connection in autocommit;
 - `two-reads`: two such reads — what a refused order attempt does (token, offer);
-- `transaction`: BEGIN, `SELECT 1`, ROLLBACK — one read inside a transaction.
+- `transaction`: BEGIN, `SELECT 1`, ROLLBACK — one read inside a transaction;
+- `write`: the floor of an accepted order — BEGIN, take a unit of one hot row
+  (`UPDATE … SET n = n - 1 … RETURNING`), INSERT a row, COMMIT (tables `bench_floor_*`,
+  created if missing).
 
-No authentication, no validation, no ORM. It writes nothing, so any database will do.
+No authentication, no validation, no ORM. Served by the production config
+(`gunicorn -c gunicorn.conf.py`); `bench/flash_sale.py` and `bench/claims.py` serve
+the same app to measure the write floor beside their own figures.
 Prints requests/s, p99, and the share of the healthz rate, from one client process
 (asyncio, 64 keep-alive connections) — the flash-sale benchmark's client.
 """
@@ -36,7 +41,16 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from flash_sale import http, phase, wait_until_up  # noqa: E402
 
-PROBES = ("parse", "one-read", "two-reads", "transaction")
+PROBES = ("parse", "one-read", "two-reads", "transaction", "write")
+
+
+def start_server(env: dict[str, str], port: int, workers: int) -> subprocess.Popen[bytes]:
+    """The production config serving the real app plus the floor endpoints."""
+    env = {**env, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'bench'}"}
+    command = [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py"]
+    command += ["--workers", str(workers), "--bind", f"127.0.0.1:{port}"]
+    command += ["--log-level", "warning", "floor:make_app()"]
+    return subprocess.Popen(command, cwd=REPO, env=env)
 
 
 def make_app() -> Any:
@@ -49,6 +63,17 @@ def make_app() -> Any:
 
     app = create_app()
     select_one = text("SELECT 1")
+    take_unit = text("UPDATE bench_floor_hot SET n = n - 1 WHERE id = 1 RETURNING n")
+    insert_row = text("INSERT INTO bench_floor_rows (n) VALUES (:n)")
+    try:
+        with app.app_context(), db.engine.begin() as c:
+            c.execute(
+                text("CREATE TABLE IF NOT EXISTS bench_floor_hot (id int PRIMARY KEY, n bigint)")
+            )
+            c.execute(text("CREATE TABLE IF NOT EXISTS bench_floor_rows (id bigserial, n bigint)"))
+            c.execute(text("INSERT INTO bench_floor_hot VALUES (1, 0) ON CONFLICT DO NOTHING"))
+    except Exception:  # another worker created them at the same moment
+        pass
 
     def refuse() -> Response:
         body = {"type": "out-of-stock", "title": "Out of stock", "status": 409, "detail": "0"}
@@ -71,7 +96,15 @@ def make_app() -> Any:
         db.session.rollback()
         return refuse()
 
+    def write() -> Response:
+        request.get_json()
+        with db.engine.begin() as c:
+            n = c.execute(take_unit).scalar_one()
+            c.execute(insert_row, {"n": n})
+        return Response(b'{"id": 1}', 201, mimetype="application/json")
+
     views = {
+        "write": write,
         "parse": parse,
         "one-read": lambda: reads(1),
         "two-reads": lambda: reads(2),
@@ -100,7 +133,6 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--port", type=int, default=5093)
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -115,17 +147,7 @@ def main() -> None:
     env["PYTHONPATH"] = f"{REPO}{os.pathsep}{REPO / 'bench'}"
     for name in ("REDIS_URL", "CELERY_BROKER_URL"):
         env.pop(name, None)
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "gunicorn"),
-            *("--workers", str(args.workers), "--worker-class", "gthread"),
-            *("--threads", str(args.threads), "--bind", f"127.0.0.1:{args.port}"),
-            *("--backlog", "2048", "--keep-alive", "30", "--log-level", "warning"),
-            "floor:make_app()",
-        ],
-        cwd=REPO,
-        env=env,
-    )
+    server = start_server(env, args.port, args.workers)
     try:
         wait_until_up(args.port)
         client_args = ["--port", str(args.port), "--connections", str(args.connections)]
@@ -142,8 +164,9 @@ def main() -> None:
 
     ceiling = results["healthz"]["per_s"]
     print(
-        f"gunicorn {args.workers} workers × {args.threads} threads (gthread); client: 1 process, "
-        f"{args.connections} keep-alive connections; {os.cpu_count()} CPUs"
+        f"gunicorn -c gunicorn.conf.py, {args.workers} workers (gevent); client: 1 process, "
+        f"{args.connections} keep-alive connections; {os.cpu_count()} CPUs; "
+        f"load average {os.getloadavg()[0]:.2f}"
     )
     for name in ("healthz", *PROBES):
         row = results[name]

@@ -101,6 +101,19 @@ def _subscribe_domain_events() -> None:
     events.subscribe("order.refunded", on_order_gone, name=DROP_PACKING_TASK)
 
 
+def _listen_to_redis(app: Flask, client: redis.Redis) -> None:
+    """The process's one Redis subscription and what listens to it: viewers' streams,
+    the stock view and the token cache (it starts on first use, in the worker)."""
+    from shop.accounts.token_cache import install_token_cache
+    from shop.core.live_bus import RedisBus, redis_listener
+    from shop.live.stock_view import install_stock_view
+
+    listener = redis_listener(app)
+    app.extensions["shanhuo.live_bus"] = RedisBus(client, listener)
+    install_stock_view(app, listener, client)
+    install_token_cache(app, listener, client)
+
+
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     config = config_module.load(overrides)
     app = Flask("shop", instance_path=config["INSTANCE_DIR"])
@@ -122,13 +135,22 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     trust_proxies(app)
     if app.config["REDIS_URL"]:
-        client = redis.Redis.from_url(
-            app.config["REDIS_URL"], socket_timeout=5, socket_connect_timeout=5
+        # A blocking pool: under gevent thousands of greenlets may want Redis at once
+        # (viewers arriving, orders publishing); past 100 connections they wait their
+        # turn (up to 5 s) instead of failing with "Too many connections".
+        pool = redis.BlockingConnectionPool.from_url(
+            app.config["REDIS_URL"],
+            max_connections=100,
+            timeout=5,
+            socket_timeout=5,
+            socket_connect_timeout=5,
         )
+        client = redis.Redis(connection_pool=pool)
         app.extensions["shanhuo.redis"] = client
         app.extensions["shanhuo.ratelimiter"] = FailOpenLimiter(
             RedisRateLimiter(client), MemoryRateLimiter()
         )
+        _listen_to_redis(app, client)
     else:
         app.extensions["shanhuo.ratelimiter"] = MemoryRateLimiter()
 

@@ -11,10 +11,11 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import g, request
+from flask import current_app, g, request
 
 from shop.accounts import service
 from shop.accounts.models import Caller
+from shop.accounts.token_cache import token_cache
 from shop.db import db
 from shop.errors import Forbidden, Unauthorized
 
@@ -51,12 +52,19 @@ def _document(func: Any, roles: tuple[str, ...] | None) -> None:
     func._shanhuo_access = roles if roles is not None else "public"
 
 
+def _caller(token: str) -> Caller | None:
+    cache = token_cache(current_app)
+    if cache is None:
+        return service.caller_for_token(db.session, token)
+    return cache.caller(db.session, token, service.caller_and_expiry)
+
+
 def requires(*roles: str) -> Callable[[F], F]:
     def decorate(view: F) -> F:
         @functools.wraps(view)
         def guarded(*args: Any, **kwargs: Any) -> Any:
             token = bearer_token()
-            user = service.caller_for_token(db.session, token) if token else None
+            user = _caller(token) if token else None
             if user is None:
                 raise Unauthorized("Sign in: send `Authorization: Bearer <token>`.")
             if roles and not user.has_role(*roles):

@@ -78,8 +78,15 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         #: seconds (EventSource reconnects with Last-Event-ID)
         "LIVE_EVENTS_HEARTBEAT_S": _int("LIVE_EVENTS_HEARTBEAT_S", 15),
         "LIVE_EVENTS_STREAM_S": _int("LIVE_EVENTS_STREAM_S", 600),
-        # per process: each open stream holds a Redis connection from its own pool
-        "LIVE_EVENTS_MAX_STREAMS": _int("LIVE_EVENTS_MAX_STREAMS", 1000),
+        #: open streams per process (each costs a queue and a greenlet, no connection),
+        #: and per client address (viewers behind one carrier NAT share an address)
+        "LIVE_EVENTS_MAX_STREAMS": _int("LIVE_EVENTS_MAX_STREAMS", 4000),
+        "LIVE_EVENTS_MAX_STREAMS_PER_CLIENT": _int("LIVE_EVENTS_MAX_STREAMS_PER_CLIENT", 50),
+        #: the stock view (shop/live/stock_view.py) trusts what it learned for this long
+        "STOCK_VIEW_TTL_S": _int("STOCK_VIEW_TTL_S", 1),
+        #: the token cache (shop/accounts/token_cache.py, with Redis only) keeps a caller
+        #: for this long at most; revocations reach it through Redis within a second
+        "TOKEN_CACHE_S": _int("TOKEN_CACHE_S", 60),
         #: Celery on Redis: an unacknowledged task (its worker died) is redelivered after
         #: this (see shop/celery_app.py)
         "CELERY_VISIBILITY_TIMEOUT_S": _int("CELERY_VISIBILITY_TIMEOUT_S", 600),
@@ -100,6 +107,9 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         #: legitimate statements of requests and tasks (a payout run, the expiry sweep)
         #: take well under a second; migrations run without this limit.
         "DB_STATEMENT_TIMEOUT_MS": _int("DB_STATEMENT_TIMEOUT_MS", 10_000),
+        #: the server ends a wait for a row lock after this (0: only the statement
+        #: timeout); gunicorn.conf.py sets 5000 for its gevent workers
+        "DB_LOCK_TIMEOUT_MS": _int("DB_LOCK_TIMEOUT_MS", 0),
         #: seconds a request waits for a pooled connection when all are busy
         "DB_POOL_TIMEOUT_S": _int("DB_POOL_TIMEOUT_S", 5),
         #: contracts: a payout claimed for sending this long ago (sender died) is retried

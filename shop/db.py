@@ -103,6 +103,15 @@ def reads_outside_transaction(session: DbSession) -> Iterator[Connection]:
 PING_AFTER_IDLE_S = 10.0
 
 
+def _server_options(config: Mapping[str, Any]) -> str:
+    """libpq ``options``: the statement timeout, and a lock timeout when one is set
+    (this replaces PGOPTIONS, so every server setting the app needs is here)."""
+    options = f"-c statement_timeout={int(config['DB_STATEMENT_TIMEOUT_MS'])}"
+    if config.get("DB_LOCK_TIMEOUT_MS"):
+        options += f" -c lock_timeout={int(config['DB_LOCK_TIMEOUT_MS'])}"
+    return options
+
+
 def engine_options(config: Mapping[str, Any]) -> dict[str, Any]:
     if config["DATABASE_URL"].startswith("sqlite"):
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
@@ -121,7 +130,7 @@ def engine_options(config: Mapping[str, Any]) -> dict[str, Any]:
         "pool_timeout": config["DB_POOL_TIMEOUT_S"],
         "connect_args": {
             "connect_timeout": config["DB_CONNECT_TIMEOUT_S"],
-            "options": f"-c statement_timeout={int(config['DB_STATEMENT_TIMEOUT_MS'])}",
+            "options": _server_options(config),
             "keepalives": 1,
             "keepalives_idle": 30,
             "keepalives_interval": 10,
@@ -186,7 +195,8 @@ def is_unavailable(error: exc.DBAPIError) -> bool:
         return False
     sqlstate = getattr(error.orig, "sqlstate", None)
     if sqlstate:
-        return str(sqlstate)[:2] in _UNAVAILABLE_SQLSTATE_CLASSES
+        # 55P03: a lock wait ran past DB_LOCK_TIMEOUT_MS, the same trouble as a timeout
+        return str(sqlstate)[:2] in _UNAVAILABLE_SQLSTATE_CLASSES or sqlstate == "55P03"
     if isinstance(error.orig, psycopg.OperationalError):
         return True  # raised by the client: refused, closed, timed out
     return "database is locked" in str(error.orig)  # SQLite's busy timeout ran out

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, select, update
 
+from shop.accounts import token_cache
 from shop.accounts.models import ApiToken, Caller, Role, User, UserRole
 from shop.accounts.passwords import MIN_LENGTH, dummy_hash, hash_password, verify_password
 from shop.db import DbSession, reads_outside_transaction, utcnow
@@ -33,7 +34,7 @@ def normalize_email(email: str) -> str:
     return email.strip().lower()
 
 
-def _token_hash(token: str) -> str:
+def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -93,14 +94,14 @@ def issue_token(session: DbSession, user: User, *, ttl_s: int) -> tuple[str, dat
     """A new opaque bearer token for ``user`` and its expiry; only its hash is stored."""
     token = secrets.token_urlsafe(32)
     expires_at = utcnow() + timedelta(seconds=ttl_s)
-    session.add(ApiToken(user_id=user.id, token_hash=_token_hash(token), expires_at=expires_at))
+    session.add(ApiToken(user_id=user.id, token_hash=token_hash(token), expires_at=expires_at))
     return token, expires_at
 
 
 #: Built once: every signed-in request runs it, and building a statement costs more
 #: than running it. One row per role (none: one row with role NULL).
 _CALLER_BY_TOKEN = (
-    select(ApiToken.user_id, UserRole.role)
+    select(ApiToken.user_id, UserRole.role, ApiToken.expires_at)
     .join(User, User.id == ApiToken.user_id)
     .outerjoin(UserRole, UserRole.user_id == ApiToken.user_id)
     .where(
@@ -117,25 +118,34 @@ def caller_for_token(session: DbSession, token: str) -> Caller | None:
     """Who a live (unexpired, unrevoked) token belongs to, with their roles, or None.
 
     One round trip, outside the request's transaction: every signed-in API request
-    pays for it, and one with a bad token pays for nothing else.
+    pays for it (unless the token cache of ``shop.accounts.token_cache`` knows the
+    token), and one with a bad token pays for nothing else.
     """
+    found = caller_and_expiry(session, token)
+    return None if found is None else found[0]
+
+
+def caller_and_expiry(session: DbSession, token: str) -> tuple[Caller, datetime] | None:
+    """``caller_for_token`` with the token's expiry (what a cache may keep it until)."""
     with reads_outside_transaction(session) as connection:
         rows = connection.execute(
-            _CALLER_BY_TOKEN, {"token_hash": _token_hash(token), "now": utcnow()}
-        )
-        roles = [(user_id, role) for user_id, role in rows]
-    if not roles:
+            _CALLER_BY_TOKEN, {"token_hash": token_hash(token), "now": utcnow()}
+        ).all()
+    if not rows:
         return None
-    return Caller(id=roles[0][0], roles=frozenset(role for _, role in roles if role))
+    caller = Caller(id=rows[0].user_id, roles=frozenset(row.role for row in rows if row.role))
+    return caller, rows[0].expires_at
 
 
 def revoke_token(session: DbSession, token: str) -> None:
-    """Revoke a token; revoking twice is harmless."""
+    """Revoke a token; revoking twice is harmless. Every process's token cache drops
+    it once this commits."""
     session.execute(
         update(ApiToken)
-        .where(ApiToken.token_hash == _token_hash(token), ApiToken.revoked_at.is_(None))
+        .where(ApiToken.token_hash == token_hash(token), ApiToken.revoked_at.is_(None))
         .values(revoked_at=utcnow())
     )
+    token_cache.forget_after_commit(session, token_hash=token_hash(token))
 
 
 def get_user(session: DbSession, user_id: int) -> User | None:
@@ -158,6 +168,7 @@ def sign_out_everywhere(session: DbSession, user: User) -> None:
         .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
         .values(revoked_at=utcnow())
     )
+    token_cache.forget_after_commit(session, user_id=user.id)
 
 
 def check_new_password(password: str, field: str = "new_password") -> None:
@@ -219,6 +230,8 @@ def set_roles(session: DbSession, user_id: int, roles: Iterable[str], *, actor_i
         UserRole(role=role) for role in sorted(wanted - set(user.roles))
     ]
     session.flush()
+    # Cached callers carry their roles: every process forgets this user's after commit.
+    token_cache.forget_after_commit(session, user_id=user.id)
     return user
 
 

@@ -23,6 +23,7 @@ import redis
 from flask import Flask, current_app, has_app_context
 
 from shop.core.after_commit import after_commit
+from shop.core.redis_listener import ProcessSubscription
 from shop.db import DbSession
 
 log = logging.getLogger(__name__)
@@ -75,23 +76,25 @@ class LiveBus(Protocol):
 
 
 HISTORY = 200  #: events kept per session for ``Last-Event-ID`` resume
+STOCK_EVERY_S = 0.2  #: a viewer gets a listing's stock at most this often (Redis bus)
 
 
 class _HubSubscription:
-    def __init__(self, hub: InProcessBus, live_session_id: int) -> None:
+    def __init__(self, hub: _Fanout, live_session_id: int, seen: int = 0) -> None:
         self.hub = hub
         self.live_session_id = live_session_id
         self.queue: queue.Queue[LiveEvent] = queue.Queue()
+        self.seen = seen  #: events up to this id were published before it subscribed
 
     def get(self, timeout: float) -> LiveEvent | None:
         try:
-            return self.queue.get(timeout=max(timeout, 0))
+            record = self.queue.get(timeout=max(timeout, 0))
         except queue.Empty:
             return None
+        return record if record.id > self.seen else None
 
     def close(self) -> None:
-        with self.hub.lock:
-            self.hub.subscribers[self.live_session_id].discard(self)
+        self.hub.discard(self)
 
 
 class InProcessBus:
@@ -101,7 +104,7 @@ class InProcessBus:
         self.lock = threading.Lock()
         self.seq: dict[int, int] = defaultdict(int)
         self.history: dict[int, deque[LiveEvent]] = defaultdict(lambda: deque(maxlen=HISTORY))
-        self.subscribers: dict[int, set[_HubSubscription]] = defaultdict(set)
+        self.fanout = _Fanout()
 
     def publish(self, live_session_id: int, event: str, data: dict[str, Any]) -> LiveEvent:
         with self.lock:
@@ -110,48 +113,110 @@ class InProcessBus:
             self.seq[live_session_id] = max(self.seq[live_session_id] + 1, _time_base())
             record = LiveEvent(self.seq[live_session_id], event, data)
             self.history[live_session_id].append(record)
-            for subscriber in self.subscribers[live_session_id]:
-                subscriber.queue.put(record)
+            self.fanout.deliver(live_session_id, record)
         return record
 
     def subscribe(
         self, live_session_id: int, after_id: int | None
     ) -> tuple[list[LiveEvent], Subscription]:
-        subscription = _HubSubscription(self, live_session_id)
+        subscription = _HubSubscription(self.fanout, live_session_id)
         with self.lock:
-            self.subscribers[live_session_id].add(subscription)
+            self.fanout.add(subscription)
             backlog = [e for e in self.history[live_session_id] if _after(e, after_id)]
         return backlog, subscription
 
 
-class _RedisSubscription:
-    def __init__(self, pubsub: Any) -> None:
-        self.pubsub = pubsub
+class _Fanout:
+    """Local subscribers per live session, each with a queue (the in-process hub's
+    shape), fed by one source: the in-process bus itself, or the process's Redis
+    subscription."""
 
-    def get(self, timeout: float) -> LiveEvent | None:
-        message = self.pubsub.get_message(ignore_subscribe_messages=True, timeout=max(timeout, 0))
-        if message is None or message.get("type") != "message":
-            return None
-        return LiveEvent.from_json(message["data"])
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.subscribers: dict[int, set[_HubSubscription]] = defaultdict(set)
 
-    def close(self) -> None:
-        self.pubsub.close()
+    def add(self, subscription: _HubSubscription) -> None:
+        with self.lock:
+            self.subscribers[subscription.live_session_id].add(subscription)
+
+    def discard(self, subscription: _HubSubscription) -> None:
+        with self.lock:
+            self.subscribers[subscription.live_session_id].discard(subscription)
+
+    def deliver(self, live_session_id: int, record: LiveEvent) -> None:
+        with self.lock:
+            receivers = list(self.subscribers.get(live_session_id, ()))
+        for subscriber in receivers:
+            subscriber.queue.put(record)
+
+    def watched(self) -> list[int]:
+        with self.lock:
+            return [sid for sid, subs in self.subscribers.items() if subs]
+
+
+class _CoalescingFanout(_Fanout):
+    """A fan-out that sends viewers each listing's stock at most every ``interval_s``:
+    in a flash sale every order is a ``listing.stock`` event, and thousands of viewers
+    need the latest count, not every step (each step is thousands of writes). Any
+    other event first flushes what is held, so the order of events is kept and
+    ``listing.sold_out`` is never late. A viewer who resumes gets every event from
+    the kept list."""
+
+    def __init__(self, interval_s: float) -> None:
+        super().__init__()
+        self.interval_s = interval_s
+        self.held: dict[int, dict[Any, LiveEvent]] = defaultdict(dict)
+        self.flusher: threading.Thread | None = None
+
+    def deliver(self, live_session_id: int, record: LiveEvent) -> None:
+        if record.event == "listing.stock":
+            with self.lock:
+                self.held[live_session_id][record.data.get("listing_id")] = record
+                if self.flusher is None or not self.flusher.is_alive():
+                    self.flusher = threading.Thread(target=self._flush_loop, daemon=True)
+                    self.flusher.start()
+            return
+        self._flush(live_session_id)
+        super().deliver(live_session_id, record)
+
+    def _flush(self, live_session_id: int) -> None:
+        with self.lock:
+            held = self.held.pop(live_session_id, {})
+        for record in sorted(held.values(), key=lambda r: r.id):
+            super().deliver(live_session_id, record)
+
+    def _flush_loop(self) -> None:
+        while True:
+            time.sleep(self.interval_s)
+            with self.lock:
+                sessions = list(self.held)
+            for live_session_id in sessions:
+                self._flush(live_session_id)
 
 
 class RedisBus:
     """Redis pub/sub per session; a counter for event ids and a short list for resume.
 
-    Each open stream holds a Redis connection for as long as it lasts, so streams
-    take theirs from ``subscriber_client``'s own pool: viewers can fill that pool
-    (the next one gets a 503) but never the one that publishing, rate limits and
-    the rest of the app use.
+    A process holds one subscription (``shop.core.redis_listener``) to every
+    session's channel and hands each event to its own viewers' queues: an open
+    stream costs a queue, not a Redis connection. When the subscription comes back
+    after a loss, what the watched sessions missed is replayed from the kept list.
     """
 
     TTL_S = 7 * 24 * 3600
+    PATTERN = "shanhuo:live:*"
 
-    def __init__(self, client: Any, subscriber_client: Any | None = None) -> None:
+    def __init__(self, client: Any, listener: ProcessSubscription | None = None) -> None:
         self.client = client
-        self.subscriber_client = subscriber_client or client
+        self.fanout = _CoalescingFanout(STOCK_EVERY_S)
+        self.last_delivered: dict[int, int] = {}
+        if listener is None:
+            kwargs = client.connection_pool.connection_kwargs
+            url = f"redis://{kwargs.get('host', '127.0.0.1')}:{kwargs.get('port', 6379)}"
+            listener = ProcessSubscription(f"{url}/{kwargs.get('db', 0)}")
+        self.listener = listener
+        listener.on_pattern(self.PATTERN, self._received)
+        listener.on_connect(self._catch_up)
 
     @staticmethod
     def channel(live_session_id: int) -> str:
@@ -188,16 +253,39 @@ class RedisBus:
     def subscribe(
         self, live_session_id: int, after_id: int | None
     ) -> tuple[list[LiveEvent], Subscription]:
+        if not self.listener.wait_connected(5):
+            raise redis.exceptions.ConnectionError("the live-event subscription is down")
         channel = self.channel(live_session_id)
-        pubsub = self.subscriber_client.pubsub()
-        pubsub.subscribe(channel)
-        # Wait for the server's confirmation: events published after this reach us.
-        pubsub.get_message(timeout=5)
+        # What was published before now is history, even if the process's one
+        # subscription hands it on a moment later.
+        seen = int(self.client.get(f"{channel}:seq") or 0) if after_id is None else 0
+        subscription = _HubSubscription(self.fanout, live_session_id, seen)
+        self.fanout.add(subscription)
         backlog: list[LiveEvent] = []
         if after_id is not None:
-            raw = self.client.lrange(f"{channel}:history", 0, -1)
+            try:
+                raw = self.client.lrange(f"{self.channel(live_session_id)}:history", 0, -1)
+            except redis.exceptions.RedisError:
+                subscription.close()
+                raise
             backlog = [e for e in map(LiveEvent.from_json, raw) if _after(e, after_id)]
-        return backlog, _RedisSubscription(pubsub)
+        return backlog, subscription
+
+    def _received(self, channel: str, raw: bytes) -> None:
+        live_session_id = int(channel.rsplit(":", 1)[1])
+        record = LiveEvent.from_json(raw)
+        self.last_delivered[live_session_id] = record.id
+        self.fanout.deliver(live_session_id, record)
+
+    def _catch_up(self, epoch: int) -> None:
+        if epoch == 1:
+            return  # the first subscription: nobody has missed anything yet
+        for live_session_id in self.fanout.watched():
+            raw = self.client.lrange(f"{self.channel(live_session_id)}:history", 0, -1)
+            seen = self.last_delivered.get(live_session_id, 0)
+            for record in map(LiveEvent.from_json, raw):
+                if record.id > seen:
+                    self._received(self.channel(live_session_id), record.to_json().encode())
 
 
 def _time_base() -> int:
@@ -216,12 +304,15 @@ def live_bus(app: Flask | None = None) -> LiveBus:
     bus = app.extensions.get("shanhuo.live_bus")
     if bus is None:
         client = app.extensions.get("shanhuo.redis")
-        if client is None:
-            bus = InProcessBus()
-        else:
-            subscribers = redis.Redis.from_url(
-                app.config["REDIS_URL"], max_connections=app.config["LIVE_EVENTS_MAX_STREAMS"]
-            )
-            bus = RedisBus(client, subscribers)
+        bus = InProcessBus() if client is None else RedisBus(client, redis_listener(app))
         app.extensions["shanhuo.live_bus"] = bus
     return bus  # type: ignore[no-any-return]
+
+
+def redis_listener(app: Flask) -> ProcessSubscription:
+    """The app's one Redis subscription (REDIS_URL must be set)."""
+    listener = app.extensions.get("shanhuo.redis_listener")
+    if listener is None:
+        listener = ProcessSubscription(app.config["REDIS_URL"])
+        app.extensions["shanhuo.redis_listener"] = listener
+    return listener  # type: ignore[no-any-return]

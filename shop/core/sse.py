@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 
 import redis
 
 from shop.core.live_bus import LiveBus, LiveEvent, Subscription
+from shop.core.stream_slots import StreamSlots
 from shop.errors import Unavailable
 
 log = logging.getLogger(__name__)
@@ -21,33 +22,44 @@ def sse_stream(
     after_id: int | None,
     max_s: float,
     heartbeat_s: float,
+    slots: StreamSlots,
+    client: str,
     final_event: str = "session.ended",
 ) -> Iterable[str]:
     """Server-Sent Events for one live session; holds no database connection.
 
-    Subscribes at once — so a server with no room for another stream answers 503
-    (Unavailable) before the response starts — then the returned iterator replays
+    Takes one of ``slots`` for ``client`` and subscribes at once — so a server with no
+    room for another stream (or a client holding too many) answers 503 (Unavailable)
+    before the response starts — then the returned iterator replays
     the kept events after ``after_id`` and streams until ``final_event``, the client
     leaves, or ``max_s`` passes (the browser's EventSource reconnects with
     ``Last-Event-ID``).
     """
+    slots.take(client)
     try:
         backlog, subscription = bus.subscribe(live_session_id, after_id)
-    except redis.exceptions.ConnectionError as error:  # the pool is full, or Redis is down
+    except redis.exceptions.RedisError as error:  # Redis is down
+        slots.give_back(client)
         log.warning("live events: no stream for session %s: %s", live_session_id, error)
         raise Unavailable("No room for another live event stream right now; retry.") from error
     chunks = _stream(backlog, subscription, after_id, max_s, heartbeat_s, final_event)
-    return _SseStream(chunks, subscription)
+    return _SseStream(chunks, subscription, lambda: slots.give_back(client))
 
 
 class _SseStream:
     """A stream's chunks. The server closes it when the response ends or the client
-    leaves; that also ends the subscription (and gives back its Redis connection)
-    when the stream never started, which closing a generator alone would not."""
+    leaves; that also ends the subscription and gives back the slot when the stream
+    never started, which closing a generator alone would not."""
 
-    def __init__(self, chunks: Generator[str, None, None], subscription: Subscription) -> None:
+    def __init__(
+        self,
+        chunks: Generator[str, None, None],
+        subscription: Subscription,
+        give_back: Callable[[], None],
+    ) -> None:
         self.chunks = chunks
         self.subscription = subscription
+        self.give_back: Callable[[], None] | None = give_back
 
     def __iter__(self) -> Iterator[str]:
         return self.chunks
@@ -55,6 +67,9 @@ class _SseStream:
     def close(self) -> None:
         self.chunks.close()
         self.subscription.close()
+        if self.give_back is not None:  # once, however often the server closes it
+            self.give_back()
+            self.give_back = None
 
 
 def _stream(

@@ -12,6 +12,7 @@ from shop.api import Blueprint
 from shop.auth import current_user, public, requires
 from shop.core.live_bus import live_bus
 from shop.core.sse import sse_stream
+from shop.core.stream_slots import stream_slots
 from shop.db import db
 from shop.errors import Forbidden
 from shop.live import service
@@ -25,6 +26,7 @@ from shop.live.schemas import (
     SessionOut,
     StatsOut,
 )
+from shop.proxy import client_address
 
 blp = Blueprint(
     "live", __name__, url_prefix="/api/v1", description="Live sessions, listings, live events"
@@ -205,6 +207,8 @@ def session_events(headers: dict[str, Any], session_id: int) -> Any:
         after_id=after_id,
         max_s=0 if ended else max_s,
         heartbeat_s=float(config["LIVE_EVENTS_HEARTBEAT_S"]),
+        slots=stream_slots(current_app),
+        client=client_address(),
     )
     return Response(
         stream,

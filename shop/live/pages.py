@@ -28,6 +28,7 @@ from shop.errors import DomainError, Forbidden, NotFound
 from shop.live import service
 from shop.live.models import LiveListing, LiveSession
 from shop.live.schemas import ListingIn, SessionIn
+from shop.live.stock_view import stock_view
 from shop.orders import service as orders
 from shop.orders.models import Order, OrderLine
 from shop.orders.schemas import IdempotencyHeaders, ShippingIn
@@ -377,6 +378,7 @@ def _place(listing: LiveListing, form: dict[str, str]) -> Order:
         shipping=shipping,
         idempotency_key=key["idempotency_key"],
         payment_timeout_s=current_app.config["ORDER_PAYMENT_TIMEOUT_S"],
+        view=stock_view(current_app),
     )
     return order
 

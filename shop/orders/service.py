@@ -12,7 +12,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy import insert as sql_insert
@@ -25,6 +25,9 @@ from shop.errors import Conflict, NotFound, OutOfStock, ValidationFailed
 from shop.live.models import LiveListing
 from shop.orders import stock
 from shop.orders.models import Order, OrderLine, OrderState
+
+if TYPE_CHECKING:
+    from shop.live.stock_view import StockView
 
 S = OrderState
 
@@ -109,6 +112,7 @@ def place_order(
     shipping: dict[str, str],
     idempotency_key: str,
     payment_timeout_s: int,
+    view: StockView | None = None,
 ) -> tuple[Order, bool]:
     """Place an order, or return the one already placed with this key: ``(order, created)``.
 
@@ -122,14 +126,22 @@ def place_order(
     once, and the read of a line also asks whether this key already placed an order
     (a repeat is answered with that order before any refusal: a retry after the
     listing sold out still gets its order). A sold-out attempt costs one read; a
-    placed order four statements.
+    placed order four statements. With a stock ``view`` (Redis), an attempt the view
+    is sure of is refused with no statement at all, and each order announces its
+    buyer to every process's view (so a repeat of it is never refused from memory).
     """
     request_hash = _fingerprint(lines, shipping)
     try:
-        priced = _price_lines(session, buyer_id, idempotency_key, lines)
+        priced = _price_lines(session, buyer_id, idempotency_key, lines, view)
     except _KeyUsed as used:
         return _replay(get_order(session, used.order_id), request_hash), False
 
+    if view is not None:
+        # Before anything is written (so no lock is held while Redis answers) and so
+        # before the COMMIT: once the order exists, no process refuses its repeat
+        # from memory.
+        sessions = [u.session_id for u, _, _ in priced if u.session_id is not None]
+        view.announce_buyer(sessions, buyer_id)
     now = utcnow()
     values = {
         "buyer_id": buyer_id,
@@ -190,6 +202,7 @@ _ORDER_BY_KEY = select(Order.id).where(
 _KEYED_ORDER = _ORDER_BY_KEY.scalar_subquery().label("keyed_order_id")
 _LISTING_OFFER = select(
     LiveListing.id,
+    LiveListing.session_id,
     LiveListing.product_id,
     LiveListing.flash_price_fen,
     LiveListing.remaining,
@@ -224,12 +237,19 @@ def _replay(order: Order, request_hash: str) -> Order:
 
 
 def _price_lines(
-    session: DbSession, buyer_id: int, idempotency_key: str, lines: Sequence[dict[str, Any]]
+    session: DbSession,
+    buyer_id: int,
+    idempotency_key: str,
+    lines: Sequence[dict[str, Any]],
+    view: StockView | None,
 ) -> list[tuple[stock.Units, int, int]]:
     """Each line as (units, qty, unit price).
 
     Raises _KeyUsed as soon as a read finds the key's order (before refusing anything
-    else), then ValidationFailed, Conflict, OutOfStock.
+    else), then ValidationFailed, Conflict, OutOfStock. A line the stock ``view`` is
+    sure of is refused from memory (never for a buyer who ordered from that session:
+    their attempt may repeat a placed order); a refusal read from the database
+    teaches the view the listing's session.
     """
     if not lines:
         raise ValidationFailed("An order needs at least one line.", {"lines": ["Empty."]})
@@ -258,11 +278,18 @@ def _price_lines(
             )
         seen.add(key)
         if key[0] == "listing_id":
+            if view is not None:
+                refusal = view.refusal(key[1], qty, buyer_id)
+                if refusal is not None:
+                    raise refusal
+                before = view.snapshot()
             listing = read(_LISTING_OFFER, key[1])
             if listing is None:
                 raise ValidationFailed(
                     f"No listing {key[1]}.", {f"lines.{n}.listing_id": ["No such listing."]}
                 )
+            if view is not None and (not listing.on_sale or listing.remaining < qty):
+                view.learn(before, listing.session_id)
             if not listing.on_sale:
                 raise Conflict(
                     f"Listing {listing.id} is not on sale: its session is not live.",
@@ -277,7 +304,12 @@ def _price_lines(
                     remaining=listing.remaining,
                 )
             units = stock.Units(
-                buyer_id, listing.product_id, listing.id, qty, listing.per_buyer_limit
+                buyer_id,
+                listing.product_id,
+                listing.id,
+                qty,
+                listing.per_buyer_limit,
+                session_id=listing.session_id,
             )
             priced.append((units, qty, listing.flash_price_fen))
         else:

@@ -31,6 +31,7 @@ class Units:
     listing_id: int | None
     qty: int
     per_buyer_limit: int | None = None  #: the listing's, when it has one
+    session_id: int | None = None  #: the listing's live session, when placing an order
 
 
 def reserve(

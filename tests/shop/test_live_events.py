@@ -227,31 +227,96 @@ def test_redis_carries_events_between_separate_clients(app):
     assert replay == [sent]
 
 
-@pytest.mark.redis
-def test_when_no_stream_fits_the_viewer_gets_503_and_the_rest_of_the_app_goes_on(
+def test_past_the_process_cap_the_next_viewer_gets_503_with_retry_after(
     app, client, make_live_session
 ):
-    """Streams hold their Redis connections in a pool of their own: when it is full the
-    next viewer gets a clean 503, and publishing (and all else on Redis) still works."""
+    """A process holds at most LIVE_EVENTS_MAX_STREAMS streams: the next viewer gets a
+    clean 503 before the response starts, and a stream that ends gives its slot back."""
     session_id = make_live_session([]).id
     db.session.close()
-    saved_bus = app.extensions.pop("shanhuo.live_bus", None)
+    saved = app.extensions.pop("shanhuo.stream_slots", None)
     saved_max = app.config["LIVE_EVENTS_MAX_STREAMS"]
     app.config["LIVE_EVENTS_MAX_STREAMS"] = 1
     try:
-        bus = live_bus.live_bus(app)  # a bus with room for one stream
         url = f"/api/v1/live-sessions/{session_id}/events"
         first = client.get(url, buffered=False)
         assert first.status_code == 200
-        refused = client.get(url)
+        refused = client.get(url, environ_base={"REMOTE_ADDR": "10.0.0.9"})
         assert refused.status_code == 503 and refused.json["type"] == "unavailable"
         assert refused.headers["Retry-After"] == "5"
-        bus.publish(session_id, "listing.stock", {"listing_id": 1, "remaining": 3})
-        # Closing a stream that never started gives its connection back.
+        assert refused.headers["Content-Type"] == "application/problem+json"
+        live_bus.live_bus(app).publish(
+            session_id, "listing.stock", {"listing_id": 1, "remaining": 3}
+        )
+        # Closing a stream that never started gives its slot back.
         first.close()
         second = client.get(url, buffered=False)
         assert second.status_code == 200
         second.close()
     finally:
         app.config["LIVE_EVENTS_MAX_STREAMS"] = saved_max
-        app.extensions["shanhuo.live_bus"] = saved_bus
+        app.extensions.pop("shanhuo.stream_slots", None)
+        if saved is not None:
+            app.extensions["shanhuo.stream_slots"] = saved
+
+
+def test_one_client_cannot_take_every_stream_another_still_gets_one(app, client, make_live_session):
+    session_id = make_live_session([]).id
+    db.session.close()
+    saved = app.extensions.pop("shanhuo.stream_slots", None)
+    saved_cap = app.config["LIVE_EVENTS_MAX_STREAMS_PER_CLIENT"]
+    app.config["LIVE_EVENTS_MAX_STREAMS_PER_CLIENT"] = 2
+    url = f"/api/v1/live-sessions/{session_id}/events"
+    one = {"REMOTE_ADDR": "203.0.113.7"}
+    try:
+        held = [client.get(url, buffered=False, environ_base=one) for _ in range(2)]
+        assert [r.status_code for r in held] == [200, 200]
+        refused = client.get(url, environ_base=one)
+        assert refused.status_code == 503 and refused.json["type"] == "unavailable"
+        assert "per client" in refused.json["detail"] and refused.headers["Retry-After"]
+        other = client.get(url, buffered=False, environ_base={"REMOTE_ADDR": "198.51.100.3"})
+        assert other.status_code == 200
+        other.close()
+        held[0].close()
+        again = client.get(url, buffered=False, environ_base=one)
+        assert again.status_code == 200
+        again.close()
+        held[1].close()
+    finally:
+        app.config["LIVE_EVENTS_MAX_STREAMS_PER_CLIENT"] = saved_cap
+        app.extensions.pop("shanhuo.stream_slots", None)
+        if saved is not None:
+            app.extensions["shanhuo.stream_slots"] = saved
+
+
+@pytest.mark.redis
+def test_viewers_share_the_process_s_one_redis_subscription(
+    app, client, make_live_session, monkeypatch
+):
+    """Thirty open streams cost no Redis connection of their own: the process reads one
+    subscription and hands each event to every viewer."""
+    import redis
+
+    monkeypatch.setitem(app.config, "LIVE_EVENTS_TESTING_STREAM_S", 10)
+    session_id = make_live_session([]).id
+    db.session.close()
+    url = f"/api/v1/live-sessions/{session_id}/events"
+    probe = redis.Redis.from_url(app.config["REDIS_URL"])
+    live_bus.live_bus(app)  # the subscription starts with the first stream
+    first = client.get(url, buffered=False)
+    before = len(probe.client_list())
+    streams = [client.get(url, buffered=False) for _ in range(30)]
+    try:
+        assert all(s.status_code == 200 for s in streams)
+        assert len(probe.client_list()) == before
+        subscribers = probe.pubsub_numpat()
+        assert subscribers >= 1
+        live_bus.live_bus(app).publish(
+            session_id, "listing.stock", {"listing_id": 5, "remaining": 2}
+        )
+        for s in streams:
+            assert Stream(s).next_events("listing.stock")[-1]["data"]["remaining"] == 2
+    finally:
+        for s in [first, *streams]:
+            s.close()
+        probe.close()

@@ -1,0 +1,54 @@
+"""Production web server: ``gunicorn -c gunicorn.conf.py wsgi:app`` serves the API, the
+pages and every open live-event stream (README, Production). Command-line flags
+override these (``-b``, ``-w``).
+
+The worker class is gevent: a viewer's event stream stays open for the whole live
+session, and under a thread per request a few dozen viewers would take every thread
+(the next buyer's order would wait behind them). A gevent worker holds a greenlet per
+connection instead, so one process streams to thousands and still takes orders. The
+worker monkey-patches the standard library before it loads the app (no
+``preload_app``: the app must be imported after the patch), so Redis, Celery's
+publishing, SQLAlchemy's pool and psycopg all wait cooperatively; ``post_worker_init``
+refuses to serve if psycopg would block the whole process.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+bind = os.environ.get("GUNICORN_BIND", f"0.0.0.0:{os.environ.get('PORT', '8000')}")
+#: one worker per CPU: a gevent worker is one thread, busy only with Python work
+workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 1))
+worker_class = "gevent"
+#: connections per worker: open streams (LIVE_EVENTS_MAX_STREAMS, default 4,000) plus
+#: room for the API and pages beside them
+worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "5000"))
+backlog = 2048
+keepalive = 30  #: seconds: phones re-use their connection between taps
+timeout = 30  #: a worker that stops answering gunicorn's heartbeat is replaced
+graceful_timeout = 10  #: open streams are cut at a restart; EventSource reconnects
+preload_app = False  # the app (and psycopg) must load after gevent's patching
+#: An order runs from its stock gate to its COMMIT without letting the worker's other
+#: greenlets run (shop/core/hot_rows.py); should the row it waits for be locked by a
+#: greenlet of the same worker, that wait could never end. PostgreSQL ends it instead
+#: (DB_LOCK_TIMEOUT_MS, shop/config.py): the request answers 503, the worker goes on.
+os.environ.setdefault("DB_LOCK_TIMEOUT_MS", "5000")
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
+loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
+
+
+def post_worker_init(worker: Any) -> None:
+    """Refuse to serve when psycopg would wait for PostgreSQL with a blocking call:
+    under gevent that would stop every stream and request of the worker."""
+    import sys
+
+    if "gevent.monkey" not in sys.modules:
+        return
+    from gevent import monkey
+
+    if not monkey.is_module_patched("select") or not monkey.is_module_patched("socket"):
+        raise RuntimeError("gevent did not patch select/socket: refusing to serve")
+    waiting = sys.modules.get("psycopg.waiting")
+    if waiting is not None and waiting.wait is getattr(waiting, "wait_c", None):
+        raise RuntimeError("psycopg was imported before gevent's patching: refusing to serve")
