@@ -1,0 +1,37 @@
+"""live_listings.withdrawn_at and one listing per product and session
+
+Revision ID: 0017_buyer
+Revises: 0015_pieces
+
+A streamer may withdraw a listing while live (what is left goes back to the product);
+the withdrawn row stays for the orders that point at it. A product is listed once per
+session: a partial unique index over the listings not withdrawn (both PostgreSQL and
+SQLite have partial indexes, so no table copy is needed).
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0017_buyer"
+down_revision = "0015_pieces"
+branch_labels = None
+depends_on = None
+
+NOT_WITHDRAWN = sa.text("withdrawn_at IS NULL")
+
+
+def upgrade():
+    op.add_column("live_listings", sa.Column("withdrawn_at", sa.DateTime(timezone=True), nullable=True))
+    op.create_index(
+        "uq_live_listings_session_product",
+        "live_listings",
+        ["session_id", "product_id"],
+        unique=True,
+        postgresql_where=NOT_WITHDRAWN,
+        sqlite_where=NOT_WITHDRAWN,
+    )
+
+
+def downgrade():
+    op.drop_index("uq_live_listings_session_product", table_name="live_listings")
+    op.drop_column("live_listings", "withdrawn_at")
