@@ -21,13 +21,12 @@ from sqlalchemy import select
 from media import service as media_service
 from shop.accounts.models import Role
 from shop.catalog import images
-from shop.catalog import service as catalog
 from shop.catalog.models import Product
 from shop.db import db
 from shop.errors import DomainError, Forbidden, NotFound
 from shop.live import service
 from shop.live.models import LiveListing, LiveSession
-from shop.live.schemas import ListingIn, SessionIn
+from shop.live.schemas import SessionIn
 from shop.orders import service as orders
 from shop.orders.models import Order, OrderLine
 from shop.orders.schemas import IdempotencyHeaders, ShippingIn
@@ -35,7 +34,7 @@ from shop.payments import service as payments
 from shop.payments.providers import get_provider, sandbox_active
 from shop.web import flash_message, flash_refusal, page_blueprint
 from shop.web.auth import login_required, page_user, public_page
-from shop.web.format import parse_whole, parse_yuan
+from shop.web.format import parse_whole
 
 bp = page_blueprint("live_pages", __name__)
 
@@ -156,122 +155,6 @@ def schedule() -> Any:
     db.session.commit()
     flash_message("scheduled", id=live.id)
     return redirect(url_for(".console", session_id=live.id))
-
-
-@bp.route("/studio/sessions/<int:session_id>", methods=["GET"])
-@login_required(Role.STREAMER)
-def console(session_id: int) -> Any:
-    """One session: listings with what remains, pin, start, end, add a listing, stats."""
-    live = _own_session(session_id)
-    products = catalog.listable_products(db.session, page_user().id, limit=200)
-    return render_template(
-        "live/console.html",
-        live=live,
-        stock_products=products,
-        stats=service.session_stats(db.session, live.id),
-        recent=_recent_orders(live),
-        **_listing_view(live),
-    )
-
-
-@bp.route("/studio/sessions/<int:session_id>/panel", methods=["GET"])
-@login_required(Role.STREAMER)
-def panel(session_id: int) -> Any:
-    """Stats and recent orders as an HTML fragment: ``live.js`` swaps it in on each event."""
-    live = _own_session(session_id)
-    return render_template(
-        "live/_panel.html",
-        live=live,
-        stats=service.session_stats(db.session, live.id),
-        recent=_recent_orders(live),
-    )
-
-
-@bp.route("/studio/sessions/<int:session_id>/listings", methods=["POST"])
-@login_required(Role.STREAMER)
-def add_listing(session_id: int) -> Any:
-    back = redirect(url_for(".console", session_id=session_id))
-    _own_session(session_id)
-    form = request.form
-    price = parse_yuan(form.get("flash_price"))
-    product_id = parse_whole(form.get("product_id"))
-    allotted = parse_whole(form.get("allotted_qty"))
-    raw_limit = (form.get("per_buyer_limit") or "").strip()
-    limit = parse_whole(raw_limit) if raw_limit else None
-    if price is None:
-        flash_message("price_invalid", "error")
-        return back
-    if product_id is None or allotted is None or (raw_limit and limit is None):
-        flash_message("number_invalid", "error")
-        return back
-    try:
-        data = ListingIn().load(
-            {
-                "product_id": product_id,
-                "flash_price_fen": price,
-                "allotted_qty": allotted,
-                "per_buyer_limit": limit,
-            }
-        )
-        listing = service.add_listing(db.session, session_id, streamer_id=page_user().id, **data)
-    except ma.ValidationError as error:
-        for message in _field_errors(error):
-            flash(message, "error")
-        return back
-    except DomainError as error:
-        db.session.rollback()
-        flash_refusal(error)
-        return back
-    db.session.commit()
-    flash_message("listing_added", id=listing.id)
-    return back
-
-
-def _session_action(session_id: int, action: Any, key: str, **fields: Any) -> Any:
-    back = redirect(url_for(".console", session_id=session_id))
-    try:
-        action()
-    except DomainError as error:
-        db.session.rollback()
-        flash_refusal(error)
-        return back
-    db.session.commit()
-    flash_message(key, **fields)
-    return back
-
-
-@bp.route("/studio/sessions/<int:session_id>/start", methods=["POST"])
-@login_required(Role.STREAMER)
-def start(session_id: int) -> Any:
-    streamer_id = page_user().id
-    return _session_action(
-        session_id,
-        lambda: service.start_session(db.session, session_id, streamer_id=streamer_id),
-        "started",
-    )
-
-
-@bp.route("/studio/sessions/<int:session_id>/listings/<int:listing_id>/pin", methods=["POST"])
-@login_required(Role.STREAMER)
-def pin(session_id: int, listing_id: int) -> Any:
-    streamer_id = page_user().id
-    return _session_action(
-        session_id,
-        lambda: service.pin_listing(db.session, session_id, listing_id, streamer_id=streamer_id),
-        "pinned_msg",
-        id=listing_id,
-    )
-
-
-@bp.route("/studio/sessions/<int:session_id>/end", methods=["POST"])
-@login_required(Role.STREAMER)
-def end(session_id: int) -> Any:
-    streamer_id = page_user().id
-    return _session_action(
-        session_id,
-        lambda: service.end_session(db.session, session_id, streamer_id=streamer_id),
-        "ended_msg",
-    )
 
 
 # ---------------------------------------------------------------------------- storefront
@@ -433,3 +316,7 @@ def pay(order_id: int) -> Any:
     if orders.get_order(db.session, order_id).state != "pending_payment":
         flash_message("paid_thanks")
     return back
+
+
+# The console's routes (same blueprint) live in their own module.
+from shop.live import console as _console  # noqa: E402, F401

@@ -461,3 +461,21 @@ def session_stats(session: DbSession, live_session_id: int) -> dict[str, Any]:
         "buyers": len(buyers),
         "returning_buyers": int(returning),
     }
+
+
+def listing_sales(session: DbSession, live_session_id: int) -> dict[int, dict[str, int]]:
+    """``{listing_id: {units, gmv_fen}}`` of one session's paid orders (the end summary)."""
+    from shop.orders.models import Order, OrderLine
+
+    rows = session.execute(
+        select(
+            OrderLine.listing_id,
+            func.coalesce(func.sum(OrderLine.qty), 0),
+            func.coalesce(func.sum(OrderLine.qty * cast(OrderLine.unit_price_fen, BigInteger)), 0),
+        )
+        .join(Order, Order.id == OrderLine.order_id)
+        .join(LiveListing, LiveListing.id == OrderLine.listing_id)
+        .where(LiveListing.session_id == live_session_id, Order.state.in_(PAID_STATES))
+        .group_by(OrderLine.listing_id)
+    ).all()
+    return {int(r[0]): {"units": int(r[1]), "gmv_fen": int(r[2])} for r in rows}
