@@ -1,4 +1,4 @@
-"""live_listings.withdrawn_at and one listing per product and session
+"""live_listings.withdrawn_at, one listing per product and session, users.phone
 
 Revision ID: 0017_buyer
 Revises: 0015_pieces
@@ -6,7 +6,8 @@ Revises: 0015_pieces
 A streamer may withdraw a listing while live (what is left goes back to the product);
 the withdrawn row stays for the orders that point at it. A product is listed once per
 session: a partial unique index over the listings not withdrawn (both PostgreSQL and
-SQLite have partial indexes, so no table copy is needed).
+SQLite have partial indexes, so no table copy is needed). ``users.phone``: the
+optional phone a buyer gives at sign-up, offered for delivery.
 """
 
 import sqlalchemy as sa
@@ -21,6 +22,7 @@ NOT_WITHDRAWN = sa.text("withdrawn_at IS NULL")
 
 
 def upgrade():
+    op.add_column("users", sa.Column("phone", sa.String(40), nullable=True))
     op.add_column("live_listings", sa.Column("withdrawn_at", sa.DateTime(timezone=True), nullable=True))
     op.create_index(
         "uq_live_listings_session_product",
@@ -35,3 +37,4 @@ def upgrade():
 def downgrade():
     op.drop_index("uq_live_listings_session_product", table_name="live_listings")
     op.drop_column("live_listings", "withdrawn_at")
+    op.drop_column("users", "phone")

@@ -30,9 +30,7 @@ from shop.live.schemas import SessionIn
 from shop.orders import service as orders
 from shop.orders.models import Order, OrderLine
 from shop.orders.schemas import IdempotencyHeaders, ShippingIn
-from shop.payments import service as payments
-from shop.payments.providers import get_provider, sandbox_active
-from shop.web import flash_message, flash_refusal, page_blueprint
+from shop.web import flash_message, page_blueprint
 from shop.web.auth import login_required, page_user, public_page
 from shop.web.format import parse_whole
 
@@ -205,9 +203,14 @@ def buy(session_id: int, listing_id: int) -> Any:
     live = service.get_session(db.session, session_id)
     listing = _listing_of(live, listing_id)
     product = db.session.get(Product, listing.product_id)
-    form: dict[str, str] = {"qty": "1"}
+    form: dict[str, str] = {"qty": "1", **last_shipping(page_user())}
     errors: list[str] = []
     status = 200
+    if not listing.on_sale or listing.remaining <= 0:
+        # Not offered: sold out, withdrawn, or the session is not live.
+        return render_template(
+            "live/buy.html", live=live, listing=listing, product=product, closed=True
+        ), 409
     if request.method == "POST":
         form = {k: (request.form.get(k) or "").strip() for k in _BUY_FIELDS}
         try:
@@ -264,6 +267,21 @@ def _place(listing: LiveListing, form: dict[str, str]) -> Order:
     return order
 
 
+def last_shipping(user: Any) -> dict[str, str]:
+    """The address of the buyer's last order, offered again; else their name and phone."""
+    last = db.session.scalars(
+        select(Order).where(Order.buyer_id == user.id).order_by(Order.id.desc()).limit(1)
+    ).first()
+    if last is not None:
+        return {
+            "name": last.ship_name,
+            "phone": last.ship_phone,
+            "address": last.ship_address,
+            "region": last.ship_region,
+        }
+    return {"name": user.display_name, "phone": user.phone or ""}
+
+
 def _own_order(order_id: int) -> Order:
     """The signed-in buyer's order; anyone else's is 404 (its existence does not leak)."""
     order = orders.get_order(db.session, order_id)
@@ -272,51 +290,6 @@ def _own_order(order_id: int) -> Order:
     return order
 
 
-@bp.route("/live/orders/<int:order_id>", methods=["GET"])
-@login_required(Role.BUYER)
-def order(order_id: int) -> Any:
-    """The order with its total and state, and the pay button while it waits for payment."""
-    found = _own_order(order_id)
-    products = _products({line.product_id for line in found.lines})
-    listing_ids = [line.listing_id for line in found.lines if line.listing_id]
-    session_id = None
-    if listing_ids:
-        session_id = db.session.scalar(
-            select(LiveListing.session_id).where(LiveListing.id == listing_ids[0])
-        )
-    return render_template(
-        "live/order.html",
-        order=found,
-        products=products,
-        session_id=session_id,
-        sandbox=sandbox_active(),
-    )
-
-
-@bp.route("/live/orders/<int:order_id>/pay", methods=["POST"])
-@login_required(Role.BUYER)
-def pay(order_id: int) -> Any:
-    """Create the order's payment (once) and, in the sandbox, complete it as Stripe's
-    webhook would; with Stripe configured the card is paid in the app."""
-    back = redirect(url_for(".order", order_id=order_id))
-    _own_order(order_id)
-    provider = get_provider()
-    try:
-        payment = payments.start_payment(db.session, order_id, user=page_user(), provider=provider)
-        db.session.commit()
-        if provider.name != "sandbox":
-            flash_message("pay_in_app")
-            return back
-        payments.sandbox_succeed(db.session, payment.payment_id, provider=provider)
-        db.session.commit()
-    except DomainError as error:
-        db.session.rollback()
-        flash_refusal(error)
-        return back
-    if orders.get_order(db.session, order_id).state != "pending_payment":
-        flash_message("paid_thanks")
-    return back
-
-
-# The console's routes (same blueprint) live in their own module.
+# The console's and the buyer's own pages (same blueprint) live in their own modules.
+from shop.live import buyer as _buyer  # noqa: E402, F401
 from shop.live import console as _console  # noqa: E402, F401
