@@ -190,7 +190,7 @@ def test_the_buy_form_offers_the_last_address_and_shows_the_total(
 
 
 def test_the_buy_form_is_not_offered_when_sold_out_or_not_live(signed_in, make_user, make_product):
-    buyer, pages = signed_in("buyer")
+    _, pages = signed_in("buyer")
     streamer = make_user("streamer")
     live = make_live_session(streamer, [make_product(), make_product()])
     sold, other = (listing.id for listing in live.listings)
