@@ -206,3 +206,43 @@ def test_the_buy_form_is_not_offered_when_sold_out_or_not_live(signed_in, make_u
     assert response.status_code == 409 and "直播没在进行" in response.get_data(as_text=True)
     refused = pages.submit(f"/live/{live.id}", f"/live/{live.id}/buy/{other}", {"qty": "1"})
     assert refused.status_code == 409
+
+
+def test_with_stripe_the_order_page_mounts_the_payment_element(
+    app, signed_in, make_user, make_product, localstripe
+):
+    from tests.support.stripe import SECRET_KEY
+
+    buyer, pages = signed_in("buyer")
+    live = make_live_session(make_user("streamer"), [make_product()])
+    order = place(buyer, live.listings[0].id)
+    saved = {k: app.config.get(k) for k in ("STRIPE_SECRET_KEY", "STRIPE_API_BASE")}
+    saved["STRIPE_PUBLISHABLE_KEY"] = app.config.get("STRIPE_PUBLISHABLE_KEY")
+    saved["STRIPE_JS_URL"] = app.config.get("STRIPE_JS_URL")
+    app.config.update(
+        STRIPE_SECRET_KEY=SECRET_KEY,
+        STRIPE_API_BASE=localstripe.base_url,
+        STRIPE_PUBLISHABLE_KEY="pk_test_shanhuo",
+        STRIPE_JS_URL=f"{localstripe.base_url}/js.stripe.com/v3/",
+    )
+    try:
+        page = pages.get(f"/orders/{order.id}")
+        html = page.get_data(as_text=True)
+        assert f'<script src="{localstripe.base_url}/js.stripe.com/v3/"></script>' in html
+        assert 'data-key="pk_test_shanhuo"' in html and 'id="payment-element"' in html
+        assert localstripe.base_url in page.headers["Content-Security-Policy"]
+        started = pages.client.post(
+            f"/orders/{order.id}/payment",
+            headers={"X-CSRFToken": pages.token(f"/orders/{order.id}")},
+        )
+        assert started.status_code == 200
+        secret = started.get_json()["client_secret"]
+        assert secret.startswith("pi_") and "_secret_" in secret
+        # Asked again (a reload, a double tap): the same PaymentIntent.
+        again = pages.client.post(
+            f"/orders/{order.id}/payment",
+            headers={"X-CSRFToken": pages.token(f"/orders/{order.id}")},
+        )
+        assert again.get_json()["client_secret"] == secret
+    finally:
+        app.config.update(saved)

@@ -8,6 +8,7 @@
   work twice; ``POST /_config/test/idempotency/expire`` forgets the keys (a day passed);
 - Connect transfers: ``POST /v1/transfers``, ``GET /v1/transfers/{id}``; a test can make
   the next ones fail with ``POST /_config/test/transfers/fail`` ``{"count", "message"}``;
+- ``automatic_payment_methods`` on a PaymentIntent (accepted; cards only);
 - ``GET /_config/test/requests``: the method, path and idempotency key of every POST seen,
   so tests can check which keys our code sent.
 
@@ -26,6 +27,18 @@ from localstripe import resources, server
 from localstripe.errors import UserError
 
 resources.Store.dump_to_disk = lambda self: None  # type: ignore[method-assign]
+
+_intent_init = resources.PaymentIntent.__init__
+
+
+def _intent_with_automatic_methods(self: Any, *args: Any, **kwargs: Any) -> None:
+    # Real Stripe takes automatic_payment_methods (the Payment Element's methods);
+    # localstripe refuses any parameter it does not know, and only has cards anyway.
+    kwargs.pop("automatic_payment_methods", None)
+    _intent_init(self, *args, **kwargs)
+
+
+resources.PaymentIntent.__init__ = _intent_with_automatic_methods  # type: ignore[method-assign]
 
 _idempotent: dict[tuple[str, str], tuple[int, bytes]] = {}
 _seen: list[dict[str, Any]] = []
