@@ -112,3 +112,69 @@ def test_a_streamer_fixes_listings_live_and_a_new_viewer_buys_pays_and_cancels(
     expect(summary.locator(f"[data-summary-for='{shiitake_id}']")).to_contain_text("¥59.80")
     check_accessible(console)
     screenshot(console, "studio-summary")
+
+
+def test_a_buyer_pays_with_the_payment_element_and_a_double_tap_shows_no_error(
+    app, live_server, phone, screenshot, make_user, make_product, localstripe
+):
+    import requests
+
+    from shop.orders import service as orders
+    from tests.support.stripe import SECRET_KEY, WEBHOOK_SECRET
+
+    saved = {
+        key: app.config.get(key)
+        for key in (
+            "STRIPE_SECRET_KEY",
+            "STRIPE_API_BASE",
+            "STRIPE_WEBHOOK_SECRET",
+            "STRIPE_PUBLISHABLE_KEY",
+            "STRIPE_JS_URL",
+        )
+    }
+    app.config.update(
+        STRIPE_SECRET_KEY=SECRET_KEY,
+        STRIPE_API_BASE=localstripe.base_url,
+        STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        STRIPE_PUBLISHABLE_KEY="pk_test_shanhuo",
+        STRIPE_JS_URL=f"{localstripe.base_url}/js.stripe.com/v3/",
+    )
+    # localstripe sends its webhooks, signed with our secret, to the running app
+    requests.post(
+        f"{localstripe.base_url}/_config/webhooks/shanhuo",
+        data={"url": f"{live_server.url}/api/v1/payments/stripe/webhook", "secret": WEBHOOK_SECRET},
+        timeout=5,
+    ).raise_for_status()
+    try:
+        buyer = make_user("buyer")
+        live = make_live_session(make_user("streamer"), [make_product(name="香菇 Shiitake")])
+        order, _ = orders.place_order(
+            db.session,
+            buyer_id=buyer.id,
+            lines=[{"listing_id": live.listings[0].id, "qty": 2}],
+            shipping=SHIPPING,
+            idempotency_key="payment-element",
+            payment_timeout_s=900,
+        )
+        db.session.commit()
+        order_id, email = order.id, buyer.email
+        settle()
+
+        page = phone()
+        sign_in(page, email, TEST_PASSWORD)
+        page.goto(f"/orders/{order_id}")
+        fields = page.locator("#payment-element input")
+        expect(fields.first).to_be_visible()
+        page.fill("#payment-element input[placeholder=number]", "4242424242424242")
+        page.fill("#payment-element input[placeholder=exp_month]", "12")
+        page.fill("#payment-element input[placeholder=exp_year]", "34")
+        page.fill("#payment-element input[placeholder=cvc]", "123")
+        page.fill("#payment-element input[placeholder=postal_code]", "32300")
+        screenshot(page, "order-stripe")
+        page.locator("#pay-button").dblclick()
+        expect(page.locator("#pay-status")).to_contain_text("付款成功")
+        expect(page.locator("#pay-error")).to_be_hidden()
+        expect(page.locator("#order-state")).to_have_attribute("data-state", "paid")
+        check_accessible(page)
+    finally:
+        app.config.update(saved)
