@@ -159,7 +159,9 @@ PAYMENT_ELEMENT_JS = """
         `${LOCALSTRIPE_BASE_API}/_config/test/payment_intents/${pi}/confirm`,
         { method: "POST", body: JSON.stringify({ client_secret: secret, card: card.value.card }) });
       const body = await response.json().catch(() => ({}));
-      if (response.status !== 200 || body.error) return { error: body.error || { message: "failed" } };
+      if (response.status !== 200 || body.error) {
+        return { error: body.error || { message: "failed" } };
+      }
       return { paymentIntent: body };
     };
     return stripe;
