@@ -96,8 +96,8 @@ def test_sign_up_never_sends_anyone_off_site(pages):
         pages.submit("/", "/logout")
 
 
-def test_sign_up_is_rate_limited_like_registration(app, pages):
-    app.config["REGISTER_RATE_LIMIT"] = 1
+def test_sign_up_is_rate_limited_like_registration(app, pages, monkeypatch):
+    monkeypatch.setitem(app.config, "REGISTER_RATE_LIMIT", 1)
     form = {"email": "first@example.com", "password": "long enough pw", "display_name": "A"}
     address = {"REMOTE_ADDR": "198.51.100.7"}  # an address no other test signed up from
 
