@@ -59,7 +59,7 @@ CONSOLE_MESSAGES: dict[str, tuple[str, str]] = {
     # users
     "users_title": ("用户", "Users"),
     "new_user": ("新建用户", "New user"),
-    "display_name": ("名字", "Name"),
+    "user_name": ("名字", "Name"),
     "roles": ("角色", "Roles"),
     "role_admin": ("管理员", "admin"),
     "role_streamer": ("主播", "streamer"),

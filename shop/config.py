@@ -34,6 +34,10 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "STRIPE_SECRET_KEY": env("STRIPE_SECRET_KEY") or None,
         "STRIPE_WEBHOOK_SECRET": env("STRIPE_WEBHOOK_SECRET") or None,
         "STRIPE_API_BASE": env("STRIPE_API_BASE") or None,
+        #: the pages' Payment Element (with the secret key; without either, the sandbox)
+        "STRIPE_PUBLISHABLE_KEY": env("STRIPE_PUBLISHABLE_KEY") or None,
+        #: Stripe.js (localstripe serves a stand-in at {STRIPE_API_BASE}/js.stripe.com/v3/)
+        "STRIPE_JS_URL": env("STRIPE_JS_URL", "https://js.stripe.com/v3/"),
         #: seconds per Stripe request (payments); two retries with the same idempotency key
         "STRIPE_TIMEOUT_S": _int("STRIPE_TIMEOUT_S", 20),
         "CURRENCY": env("CURRENCY", "cny"),

@@ -28,6 +28,8 @@ class User(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)  #: stored lower-case
     display_name: Mapped[str] = mapped_column(String(100))
+    #: optional, given at sign-up; offered as the delivery phone
+    phone: Mapped[str | None] = mapped_column(String(40))
     password_hash: Mapped[str] = mapped_column(String(255))  #: scrypt$N$r$p$salt$hash
     #: page cookies carry the version they were issued under; adding one ends them all
     session_version: Mapped[int] = mapped_column(default=0, server_default="0")

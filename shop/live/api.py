@@ -22,6 +22,7 @@ from shop.live.schemas import (
     EventsHeaders,
     ListingIn,
     ListingOut,
+    ListingPatchIn,
     SessionIn,
     SessionOut,
     StatsOut,
@@ -42,6 +43,7 @@ def listing_json(listing: LiveListing) -> dict[str, Any]:
         "allotted_qty": listing.allotted_qty,
         "remaining": listing.remaining,
         "per_buyer_limit": listing.per_buyer_limit,
+        "withdrawn": listing.withdrawn_at is not None,
     }
 
 
@@ -103,6 +105,42 @@ def add_listing(data: dict[str, Any], session_id: int) -> Any:
     """Put a product on the session: moves `allotted_qty` out of the product's stock.
     The streamer lists their own products and house products (403 for another's)."""
     listing = service.add_listing(db.session, session_id, streamer_id=current_user().id, **data)
+    db.session.commit()
+    return listing_json(listing)
+
+
+@blp.route("/live-sessions/<int:session_id>/listings/<int:listing_id>", methods=["PATCH"])
+@requires(Role.STREAMER)
+@blp.arguments(ListingPatchIn)
+@blp.response(200, ListingOut)
+@blp.alt_response(404, response="NOT_FOUND")
+@blp.alt_response(
+    409,
+    response="CONFLICT",
+    description="out-of-stock (raising beyond the product's stock); conflict (ended, "
+    "withdrawn, or lowering below what is sold)",
+)
+def update_listing(data: dict[str, Any], session_id: int, listing_id: int) -> Any:
+    """Change the flash price, allotment or per-buyer limit, also while live. Placed
+    orders keep their price; the allotment moves units from or to the product."""
+    listing = service.update_listing(
+        db.session, session_id, listing_id, streamer_id=current_user().id, **data
+    )
+    db.session.commit()
+    return listing_json(listing)
+
+
+@blp.route("/live-sessions/<int:session_id>/listings/<int:listing_id>", methods=["DELETE"])
+@requires(Role.STREAMER)
+@blp.response(200, ListingOut)
+@blp.alt_response(404, response="NOT_FOUND")
+@blp.alt_response(409, response="CONFLICT", description="Ended or already withdrawn")
+def withdraw_listing(session_id: int, listing_id: int) -> Any:
+    """Withdraw a listing: it stops selling, what is left returns to the product;
+    orders placed stand."""
+    listing = service.withdraw_listing(
+        db.session, session_id, listing_id, streamer_id=current_user().id
+    )
     db.session.commit()
     return listing_json(listing)
 
@@ -175,7 +213,9 @@ EVENT_STREAM_DOC = {
     "200": {
         "description": (
             "`text/event-stream`: `listing.pinned` `{listing_id}`, `listing.stock` "
-            "`{listing_id, remaining}`, `listing.sold_out` `{listing_id}`, `session.started`, "
+            "`{listing_id, remaining}`, `listing.sold_out` `{listing_id}`, `listing.added` "
+            "`{listing_id}`, `listing.updated` `{listing_id, flash_price_fen, remaining, "
+            "per_buyer_limit}`, `listing.withdrawn` `{listing_id}`, `session.started`, "
             "`session.ended` (the stream then closes). A `: heartbeat` comment every 15 s; "
             "each event has an `id:`, and a reconnect with `Last-Event-ID` replays what was missed."
         ),

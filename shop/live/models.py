@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shop.db import Base, utcnow
@@ -57,6 +57,15 @@ class LiveListing(Base):
             "per_buyer_limit IS NULL OR per_buyer_limit > 0", name="per_buyer_limit_positive"
         ),
         Index("ix_live_listings_session_id", "session_id"),
+        # A product is listed once per session; a withdrawn listing frees its place.
+        Index(
+            "uq_live_listings_session_product",
+            "session_id",
+            "product_id",
+            unique=True,
+            postgresql_where=text("withdrawn_at IS NULL"),
+            sqlite_where=text("withdrawn_at IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -70,7 +79,10 @@ class LiveListing(Base):
     #: stock gate (one conditional UPDATE of this row) also checks "only while live",
     #: atomically with ending the session.
     on_sale: Mapped[bool] = mapped_column(default=False)
-    returned_qty: Mapped[int] = mapped_column(default=0)  #: moved back to the product at end
+    #: moved back to the product (at the end, on withdrawal, or when lowering the allotment)
+    returned_qty: Mapped[int] = mapped_column(default=0)
+    #: set when the streamer took the listing off the session; it never sells again
+    withdrawn_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     session: Mapped[LiveSession] = relationship(back_populates="listings")

@@ -21,22 +21,19 @@ from sqlalchemy import select
 from media import service as media_service
 from shop.accounts.models import Role
 from shop.catalog import images
-from shop.catalog import service as catalog
 from shop.catalog.models import Product
 from shop.db import db
 from shop.errors import DomainError, Forbidden, NotFound
 from shop.live import service
 from shop.live.models import LiveListing, LiveSession
-from shop.live.schemas import ListingIn, SessionIn
+from shop.live.schemas import SessionIn
 from shop.live.stock_view import stock_view
 from shop.orders import service as orders
 from shop.orders.models import Order, OrderLine
 from shop.orders.schemas import IdempotencyHeaders, ShippingIn
-from shop.payments import service as payments
-from shop.payments.providers import get_provider, sandbox_active
-from shop.web import flash_message, flash_refusal, page_blueprint
+from shop.web import flash_message, page_blueprint
 from shop.web.auth import login_required, page_user, public_page
-from shop.web.format import parse_whole, parse_yuan
+from shop.web.format import parse_whole
 
 bp = page_blueprint("live_pages", __name__)
 
@@ -159,122 +156,6 @@ def schedule() -> Any:
     return redirect(url_for(".console", session_id=live.id))
 
 
-@bp.route("/studio/sessions/<int:session_id>", methods=["GET"])
-@login_required(Role.STREAMER)
-def console(session_id: int) -> Any:
-    """One session: listings with what remains, pin, start, end, add a listing, stats."""
-    live = _own_session(session_id)
-    products = catalog.listable_products(db.session, page_user().id, limit=200)
-    return render_template(
-        "live/console.html",
-        live=live,
-        stock_products=products,
-        stats=service.session_stats(db.session, live.id),
-        recent=_recent_orders(live),
-        **_listing_view(live),
-    )
-
-
-@bp.route("/studio/sessions/<int:session_id>/panel", methods=["GET"])
-@login_required(Role.STREAMER)
-def panel(session_id: int) -> Any:
-    """Stats and recent orders as an HTML fragment: ``live.js`` swaps it in on each event."""
-    live = _own_session(session_id)
-    return render_template(
-        "live/_panel.html",
-        live=live,
-        stats=service.session_stats(db.session, live.id),
-        recent=_recent_orders(live),
-    )
-
-
-@bp.route("/studio/sessions/<int:session_id>/listings", methods=["POST"])
-@login_required(Role.STREAMER)
-def add_listing(session_id: int) -> Any:
-    back = redirect(url_for(".console", session_id=session_id))
-    _own_session(session_id)
-    form = request.form
-    price = parse_yuan(form.get("flash_price"))
-    product_id = parse_whole(form.get("product_id"))
-    allotted = parse_whole(form.get("allotted_qty"))
-    raw_limit = (form.get("per_buyer_limit") or "").strip()
-    limit = parse_whole(raw_limit) if raw_limit else None
-    if price is None:
-        flash_message("price_invalid", "error")
-        return back
-    if product_id is None or allotted is None or (raw_limit and limit is None):
-        flash_message("number_invalid", "error")
-        return back
-    try:
-        data = ListingIn().load(
-            {
-                "product_id": product_id,
-                "flash_price_fen": price,
-                "allotted_qty": allotted,
-                "per_buyer_limit": limit,
-            }
-        )
-        listing = service.add_listing(db.session, session_id, streamer_id=page_user().id, **data)
-    except ma.ValidationError as error:
-        for message in _field_errors(error):
-            flash(message, "error")
-        return back
-    except DomainError as error:
-        db.session.rollback()
-        flash_refusal(error)
-        return back
-    db.session.commit()
-    flash_message("listing_added", id=listing.id)
-    return back
-
-
-def _session_action(session_id: int, action: Any, key: str, **fields: Any) -> Any:
-    back = redirect(url_for(".console", session_id=session_id))
-    try:
-        action()
-    except DomainError as error:
-        db.session.rollback()
-        flash_refusal(error)
-        return back
-    db.session.commit()
-    flash_message(key, **fields)
-    return back
-
-
-@bp.route("/studio/sessions/<int:session_id>/start", methods=["POST"])
-@login_required(Role.STREAMER)
-def start(session_id: int) -> Any:
-    streamer_id = page_user().id
-    return _session_action(
-        session_id,
-        lambda: service.start_session(db.session, session_id, streamer_id=streamer_id),
-        "started",
-    )
-
-
-@bp.route("/studio/sessions/<int:session_id>/listings/<int:listing_id>/pin", methods=["POST"])
-@login_required(Role.STREAMER)
-def pin(session_id: int, listing_id: int) -> Any:
-    streamer_id = page_user().id
-    return _session_action(
-        session_id,
-        lambda: service.pin_listing(db.session, session_id, listing_id, streamer_id=streamer_id),
-        "pinned_msg",
-        id=listing_id,
-    )
-
-
-@bp.route("/studio/sessions/<int:session_id>/end", methods=["POST"])
-@login_required(Role.STREAMER)
-def end(session_id: int) -> Any:
-    streamer_id = page_user().id
-    return _session_action(
-        session_id,
-        lambda: service.end_session(db.session, session_id, streamer_id=streamer_id),
-        "ended_msg",
-    )
-
-
 # ---------------------------------------------------------------------------- storefront
 
 
@@ -323,9 +204,14 @@ def buy(session_id: int, listing_id: int) -> Any:
     live = service.get_session(db.session, session_id)
     listing = _listing_of(live, listing_id)
     product = db.session.get(Product, listing.product_id)
-    form: dict[str, str] = {"qty": "1"}
+    form: dict[str, str] = {"qty": "1", **last_shipping(page_user())}
     errors: list[str] = []
     status = 200
+    if not listing.on_sale or listing.remaining <= 0:
+        # Not offered: sold out, withdrawn, or the session is not live.
+        return render_template(
+            "live/buy.html", live=live, listing=listing, product=product, closed=True
+        ), 409
     if request.method == "POST":
         form = {k: (request.form.get(k) or "").strip() for k in _BUY_FIELDS}
         try:
@@ -383,6 +269,21 @@ def _place(listing: LiveListing, form: dict[str, str]) -> Order:
     return order
 
 
+def last_shipping(user: Any) -> dict[str, str]:
+    """The address of the buyer's last order, offered again; else their name and phone."""
+    last = db.session.scalars(
+        select(Order).where(Order.buyer_id == user.id).order_by(Order.id.desc()).limit(1)
+    ).first()
+    if last is not None:
+        return {
+            "name": last.ship_name,
+            "phone": last.ship_phone,
+            "address": last.ship_address,
+            "region": last.ship_region,
+        }
+    return {"name": user.display_name, "phone": user.phone or ""}
+
+
 def _own_order(order_id: int) -> Order:
     """The signed-in buyer's order; anyone else's is 404 (its existence does not leak)."""
     order = orders.get_order(db.session, order_id)
@@ -391,47 +292,6 @@ def _own_order(order_id: int) -> Order:
     return order
 
 
-@bp.route("/live/orders/<int:order_id>", methods=["GET"])
-@login_required(Role.BUYER)
-def order(order_id: int) -> Any:
-    """The order with its total and state, and the pay button while it waits for payment."""
-    found = _own_order(order_id)
-    products = _products({line.product_id for line in found.lines})
-    listing_ids = [line.listing_id for line in found.lines if line.listing_id]
-    session_id = None
-    if listing_ids:
-        session_id = db.session.scalar(
-            select(LiveListing.session_id).where(LiveListing.id == listing_ids[0])
-        )
-    return render_template(
-        "live/order.html",
-        order=found,
-        products=products,
-        session_id=session_id,
-        sandbox=sandbox_active(),
-    )
-
-
-@bp.route("/live/orders/<int:order_id>/pay", methods=["POST"])
-@login_required(Role.BUYER)
-def pay(order_id: int) -> Any:
-    """Create the order's payment (once) and, in the sandbox, complete it as Stripe's
-    webhook would; with Stripe configured the card is paid in the app."""
-    back = redirect(url_for(".order", order_id=order_id))
-    _own_order(order_id)
-    provider = get_provider()
-    try:
-        payment = payments.start_payment(db.session, order_id, user=page_user(), provider=provider)
-        db.session.commit()
-        if provider.name != "sandbox":
-            flash_message("pay_in_app")
-            return back
-        payments.sandbox_succeed(db.session, payment.payment_id, provider=provider)
-        db.session.commit()
-    except DomainError as error:
-        db.session.rollback()
-        flash_refusal(error)
-        return back
-    if orders.get_order(db.session, order_id).state != "pending_payment":
-        flash_message("paid_thanks")
-    return back
+# The console's and the buyer's own pages (same blueprint) live in their own modules.
+from shop.live import buyer as _buyer  # noqa: E402, F401
+from shop.live import console as _console  # noqa: E402, F401

@@ -31,6 +31,17 @@ class ListingIn(Input):
         model = LiveListing
 
 
+class ListingPatchIn(Input):
+    """Any of the three; ``per_buyer_limit: null`` removes the limit."""
+
+    flash_price_fen = Fen(validate=validate.Range(min=0, max=MAX_FEN))
+    allotted_qty = Int(validate=validate.Range(min=1, max=MAX_UNITS))
+    per_buyer_limit = Int(allow_none=True, validate=validate.Range(min=1, max=MAX_UNITS))
+
+    class Meta:
+        model = LiveListing
+
+
 class ListingOut(ma.Schema):
     id = ma.fields.Integer(required=True)
     session_id = ma.fields.Integer(required=True)
@@ -39,6 +50,7 @@ class ListingOut(ma.Schema):
     allotted_qty = ma.fields.Integer(required=True)
     remaining = ma.fields.Integer(required=True)
     per_buyer_limit = ma.fields.Integer(required=True, allow_none=True)
+    withdrawn = ma.fields.Boolean(required=True)
 
 
 class CoverIn(Input):

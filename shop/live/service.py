@@ -98,6 +98,13 @@ def add_listing(
     if live.state == SessionState.ENDED:
         raise Conflict("This session has ended; listings cannot be added.")
     catalog.check_can_list(catalog.get_product(session, product_id), streamer_id)
+    # The session row lock above serializes this check with other listings of the
+    # session; the partial unique index stands behind it.
+    if any(
+        listing.product_id == product_id and listing.withdrawn_at is None
+        for listing in live.listings
+    ):
+        raise Conflict("This product is already listed in this session.")
     catalog.take_stock(session, product_id, allotted_qty)
     listing = LiveListing(
         session_id=live.id,
@@ -111,9 +118,117 @@ def add_listing(
     session.add(listing)
     session.flush()  # the id goes into the event and the response
     session.refresh(live, ["listings"])
+    publish_live(session, live.id, "listing.added", listing_id=listing.id)
     publish_live(
         session, live.id, "listing.stock", listing_id=listing.id, remaining=listing.remaining
     )
+    return listing
+
+
+def _open_listing(
+    session: DbSession, live_session_id: int, listing_id: int, streamer_id: int
+) -> tuple[LiveSession, LiveListing]:
+    """The owned session (row-locked) and its listing that can still change.
+
+    Raises NotFound, Forbidden, Conflict (session ended or listing withdrawn).
+    """
+    live = _owned(session, live_session_id, streamer_id, lock=True)
+    listing = next((item for item in live.listings if item.id == listing_id), None)
+    if listing is None:
+        raise NotFound(f"Session {live.id} has no listing {listing_id}.")
+    if live.state == SessionState.ENDED:
+        raise Conflict("This session has ended; its listings cannot change.")
+    if listing.withdrawn_at is not None:
+        raise Conflict("This listing was withdrawn.")
+    return live, listing
+
+
+_UNSET: Any = object()
+
+
+def update_listing(
+    session: DbSession,
+    live_session_id: int,
+    listing_id: int,
+    *,
+    streamer_id: int,
+    flash_price_fen: int | None = None,
+    allotted_qty: int | None = None,
+    per_buyer_limit: int | None = _UNSET,
+) -> LiveListing:
+    """Change a listing's price, allotment or per-buyer limit, also while live.
+
+    Orders already placed keep their price. Raising the allotment takes the extra
+    units from the product (the catalog's atomic gate); lowering it gives units back,
+    but only units not sold: one conditional UPDATE of the listing row, the same row
+    the order gate takes from, so a concurrent order and a lowering cannot both have
+    the same unit. Lock order as everywhere: the listing row, then the product row.
+
+    Raises NotFound, Forbidden, Conflict (ended, withdrawn, below what is sold),
+    OutOfStock (raising beyond the product's stock).
+    """
+    live, listing = _open_listing(session, live_session_id, listing_id, streamer_id)
+    values: dict[str, Any] = {}
+    if flash_price_fen is not None:
+        values["flash_price_fen"] = flash_price_fen
+    if per_buyer_limit is not _UNSET:
+        values["per_buyer_limit"] = per_buyer_limit
+    delta = 0 if allotted_qty is None else allotted_qty - listing.allotted_qty
+    if delta:
+        # allotted_qty only changes under the session lock held here, so ``delta`` is
+        # exact; ``remaining`` may fall concurrently, hence the condition.
+        values["allotted_qty"] = LiveListing.allotted_qty + delta
+        values["remaining"] = LiveListing.remaining + delta
+        if delta < 0:
+            values["returned_qty"] = LiveListing.returned_qty - delta
+    if values:
+        stmt = update(LiveListing).where(LiveListing.id == listing.id)
+        if delta < 0:
+            stmt = stmt.where(LiveListing.remaining >= -delta)
+        row = session.execute(stmt.values(**values).returning(LiveListing.id)).first()
+        if row is None:
+            sold = listing.allotted_qty - listing_refusal(session, listing.id)[1]
+            raise Conflict(
+                f"{sold} are already sold; the allotment cannot go below that.", sold=sold
+            )
+        if delta > 0:
+            catalog.take_stock(session, listing.product_id, delta)
+        elif delta < 0:
+            catalog.put_back_stock(session, listing.product_id, -delta)
+    session.flush()
+    session.refresh(listing)
+    publish_live(
+        session,
+        live.id,
+        "listing.updated",
+        listing_id=listing.id,
+        flash_price_fen=listing.flash_price_fen,
+        remaining=listing.remaining,
+        per_buyer_limit=listing.per_buyer_limit,
+    )
+    if delta:
+        _stock_changed(session, live.id, listing.id, listing.remaining)
+    return listing
+
+
+def withdraw_listing(
+    session: DbSession, live_session_id: int, listing_id: int, *, streamer_id: int
+) -> LiveListing:
+    """Take a listing off the session: it stops selling (the order gate checks
+    ``on_sale``) and what is left goes back to the product. Orders placed stand; units
+    of those cancelled later go to the product, as after the end of a session.
+
+    Raises NotFound, Forbidden, Conflict (ended, already withdrawn).
+    """
+    live, listing = _open_listing(session, live_session_id, listing_id, streamer_id)
+    _, back = _return_rest(session, listing.id, withdrawn_at=utcnow())
+    if back:
+        catalog.put_back_stock(session, listing.product_id, back)
+    if live.pinned_listing_id == listing.id:
+        live.pinned_listing_id = None
+    session.flush()
+    session.refresh(listing)
+    publish_live(session, live.id, "listing.withdrawn", listing_id=listing.id)
     return listing
 
 
@@ -125,7 +240,9 @@ def start_session(session: DbSession, live_session_id: int, *, streamer_id: int)
     live.state = SessionState.LIVE.value
     live.started_at = utcnow()
     session.execute(
-        update(LiveListing).where(LiveListing.session_id == live.id).values(on_sale=True)
+        update(LiveListing)
+        .where(LiveListing.session_id == live.id, LiveListing.withdrawn_at.is_(None))
+        .values(on_sale=True)
     )
     session.flush()
     session.refresh(live, ["listings"])
@@ -138,10 +255,13 @@ def pin_listing(
 ) -> LiveSession:
     """Show a listing on screen. Raises NotFound, Forbidden, Conflict if ended."""
     live = _owned(session, live_session_id, streamer_id, lock=True)
-    if not any(listing.id == listing_id for listing in live.listings):
+    listing = next((item for item in live.listings if item.id == listing_id), None)
+    if listing is None:
         raise NotFound(f"Session {live.id} has no listing {listing_id}.")
     if live.state == SessionState.ENDED:
         raise Conflict("This session has ended.")
+    if listing.withdrawn_at is not None:
+        raise Conflict("This listing was withdrawn.")
     live.pinned_listing_id = listing_id
     session.flush()
     publish_live(session, live.id, "listing.pinned", listing_id=listing_id)
@@ -162,13 +282,8 @@ def end_session(session: DbSession, live_session_id: int, *, streamer_id: int) -
     returned: dict[int, int] = defaultdict(int)
     # Listings, then products, each in id order: the lock order every stock change uses.
     for listing_id in sorted(listing.id for listing in live.listings):
-        row = session.execute(
-            update(LiveListing)
-            .where(LiveListing.id == listing_id)
-            .values(on_sale=False, returned_qty=LiveListing.remaining, remaining=0)
-            .returning(LiveListing.product_id, LiveListing.returned_qty)
-        ).one()
-        returned[row.product_id] += row.returned_qty
+        product_id, back = _return_rest(session, listing_id)
+        returned[product_id] += back
         publish_live(session, live.id, "listing.stock", listing_id=listing_id, remaining=0)
     for product_id in sorted(returned):
         if returned[product_id]:
@@ -176,6 +291,29 @@ def end_session(session: DbSession, live_session_id: int, *, streamer_id: int) -
     session.refresh(live, ["listings"])
     publish_live(session, live.id, "session.ended", session_id=live.id)
     return live
+
+
+def _return_rest(session: DbSession, listing_id: int, **values: Any) -> tuple[int, int]:
+    """Take a listing off sale and its remaining units out of it, counted in
+    ``returned_qty``; returns ``(product_id, units taken)`` for the caller to put back.
+
+    ``returned_qty`` only changes under the session's row lock (held by the callers),
+    so reading it first gives the units this UPDATE moved; ``remaining`` may have
+    fallen concurrently until the UPDATE, which reads it itself.
+    """
+    before = session.scalar(select(LiveListing.returned_qty).where(LiveListing.id == listing_id))
+    row = session.execute(
+        update(LiveListing)
+        .where(LiveListing.id == listing_id)
+        .values(
+            on_sale=False,
+            returned_qty=LiveListing.returned_qty + LiveListing.remaining,
+            remaining=0,
+            **values,
+        )
+        .returning(LiveListing.product_id, LiveListing.returned_qty)
+    ).one()
+    return int(row.product_id), int(row.returned_qty) - int(before or 0)
 
 
 # ------------------------------------------------------------ listing stock gates
@@ -335,3 +473,21 @@ def live_now(session: DbSession, *, limit: int = 20) -> list[LiveSession]:
             .limit(limit)
         )
     )
+
+
+def listing_sales(session: DbSession, live_session_id: int) -> dict[int, dict[str, int]]:
+    """``{listing_id: {units, gmv_fen}}`` of one session's paid orders (the end summary)."""
+    from shop.orders.models import Order, OrderLine
+
+    rows = session.execute(
+        select(
+            OrderLine.listing_id,
+            func.coalesce(func.sum(OrderLine.qty), 0),
+            func.coalesce(func.sum(OrderLine.qty * cast(OrderLine.unit_price_fen, BigInteger)), 0),
+        )
+        .join(Order, Order.id == OrderLine.order_id)
+        .join(LiveListing, LiveListing.id == OrderLine.listing_id)
+        .where(LiveListing.session_id == live_session_id, Order.state.in_(PAID_STATES))
+        .group_by(OrderLine.listing_id)
+    ).all()
+    return {int(r[0]): {"units": int(r[1]), "gmv_fen": int(r[2])} for r in rows}

@@ -97,6 +97,9 @@ class StripeProvider:
                     "amount": order.total_fen,
                     "currency": self.currency,
                     "metadata": {"order_id": str(order.id)},
+                    # the methods the account enables (cards, Alipay, WeChat Pay), shown
+                    # by the Payment Element on the order page
+                    "automatic_payment_methods": {"enabled": True},
                 },
                 options={"idempotency_key": payment_idempotency_key(order.id)},
             )

@@ -48,16 +48,23 @@ def test_a_streamer_schedules_lists_starts_pins_and_ends_a_session(signed_in, ma
     )
     assert reload(Product, product.id).stock == 38
     html = pages.get(console).get_data(as_text=True)
-    assert f"商品 #{listing.id} 已上架" in html
+    assert "白木耳 White fungus 已上架" in html
     assert f'data-remaining-for="{listing.id}">12<' in html
 
-    pages.submit(console, f"{console}/start")
+    asked = pages.submit(console, f"{console}/start")
+    assert asked.status_code == 200
+    assert "现在还没到时间" in asked.get_data(as_text=True)  # scheduled in two hours
+    assert reload(LiveSession, session_id).state == "scheduled"
+    pages.submit(console, f"{console}/start", {"confirm": "yes"})
     assert reload(LiveSession, session_id).state == "live"
     pages.submit(console, f"{console}/listings/{listing.id}/pin")
     assert reload(LiveSession, session_id).pinned_listing_id == listing.id
     assert "is-pinned" in pages.get(console).get_data(as_text=True)
 
-    pages.submit(console, f"{console}/end")
+    asked = pages.submit(console, f"{console}/end")
+    assert "结束直播？" in asked.get_data(as_text=True)
+    assert reload(LiveSession, session_id).state == "live"
+    pages.submit(console, f"{console}/end", {"confirm": "yes"})
     assert reload(LiveSession, session_id).state == "ended"
     assert reload(Product, product.id).stock == 50  # the allotment went back
     assert "直播已结束" in pages.get(console).get_data(as_text=True)
@@ -77,9 +84,12 @@ def test_bad_listing_input_is_explained_and_changes_nothing(signed_in, make_prod
         ({"product_id": "99999", "flash_price": "1", "allotted_qty": "1"}, "No product"),
     ]
     for form, message in cases:
-        response = pages.submit(console, f"{console}/listings", form)
-        assert response.status_code == 302
-        assert message in pages.get(console).get_data(as_text=True), form
+        response = pages.submit(console, f"{console}/listings", {**form, "confirm": "yes"})
+        assert response.status_code in (404, 409, 422)
+        html = response.get_data(as_text=True)
+        assert message in html, form
+        # The form keeps what was typed.
+        assert 'autocomplete="off" value="{}"'.format(form["flash_price"]) in html
     assert reload(LiveSession, live.id).listings == []
     assert reload(Product, product.id).stock == 5
 
@@ -114,12 +124,13 @@ def test_the_console_offers_and_lists_only_own_and_house_products(
     assert f'<option value="{theirs.id}">' not in html
 
     form = {"product_id": theirs.id, "flash_price": "1", "allotted_qty": "1"}
-    assert pages.submit(console, f"{console}/listings", form).status_code == 302
-    assert "belongs to another streamer" in pages.get(console).get_data(as_text=True)
+    refused = pages.submit(console, f"{console}/listings", form)
+    assert refused.status_code == 403
+    assert "belongs to another streamer" in refused.get_data(as_text=True)
     assert reload(LiveSession, live.id).listings == []
     assert reload(Product, theirs.id).stock == 5
     for product in (mine, house):
-        form = {"product_id": product.id, "flash_price": "1", "allotted_qty": "1"}
+        form = {"product_id": product.id, "flash_price": "1", "allotted_qty": "1", "confirm": "yes"}
         pages.submit(console, f"{console}/listings", form)
     listed = {listing.product_id for listing in reload(LiveSession, live.id).listings}
     assert listed == {mine.id, house.id}
@@ -259,3 +270,84 @@ def test_the_console_panel_shows_orders_and_stats(signed_in, make_user, make_pro
     assert 'data-stat="orders">1<' in panel
     assert "3 × · ¥89.70 · 待付款" in panel
     assert "王女士" not in panel  # no personal data on the console
+
+
+def test_a_flash_price_under_half_the_list_price_asks_first(signed_in, make_product):
+    streamer, pages = signed_in("streamer")
+    product = make_product(name="香菇 Shiitake", stock=50, price_fen=5900)
+    live = make_live_session(streamer, [], start=False)
+    console = f"/studio/sessions/{live.id}"
+    form = {"product_id": str(product.id), "flash_price": "0.01", "allotted_qty": "5"}
+    asked = pages.submit(console, f"{console}/listings", form)
+    html = asked.get_data(as_text=True)
+    assert asked.status_code == 200 and "不到原价 ¥59.00 的一半" in html
+    assert 'name="flash_price" value="0.01"' in html  # the confirm step carries the form
+    assert reload(LiveSession, live.id).listings == []
+    pages.submit(console, f"{console}/listings", {**form, "confirm": "yes"})
+    (listing,) = reload(LiveSession, live.id).listings
+    assert listing.flash_price_fen == 1
+
+    # Editing: a fair price needs no confirmation; a cheap one does.
+    edit = f"{console}/listings/{listing.id}/edit"
+    pages.submit(console, edit, {"flash_price": "39.9", "allotted_qty": "8"})
+    listing = reload(LiveListing, listing.id)
+    assert (listing.flash_price_fen, listing.allotted_qty) == (3990, 8)
+    assert reload(Product, product.id).stock == 42
+    asked = pages.submit(console, edit, {"flash_price": "1", "allotted_qty": "8"})
+    assert "不到原价" in asked.get_data(as_text=True)
+    assert reload(LiveListing, listing.id).flash_price_fen == 3990
+
+
+def test_a_streamer_withdraws_a_listing_and_sees_the_summary_after_the_end(
+    signed_in, make_user, make_product
+):
+    streamer, pages = signed_in("streamer")
+    shiitake = make_product(name="香菇 Shiitake", stock=20, price_fen=3990)
+    fungus = make_product(name="银耳 White fungus", stock=20, price_fen=3990)
+    live = make_live_session(streamer, [shiitake, fungus])
+    first, second = live.listings
+    buyer = make_user("buyer")
+    from shop.orders import service as orders
+    from tests.shop.conftest import SHIPPING
+
+    order, _ = orders.place_order(
+        db.session,
+        buyer_id=buyer.id,
+        lines=[{"listing_id": first.id, "qty": 3}],
+        shipping=SHIPPING,
+        idempotency_key="summary-1",
+        payment_timeout_s=900,
+    )
+    orders.mark_paid(db.session, order.id)
+    db.session.commit()
+    console = f"/studio/sessions/{live.id}"
+    pages.submit(console, f"{console}/listings/{second.id}/withdraw")
+    assert reload(Product, fungus.id).stock == 20
+    html = pages.get(console).get_data(as_text=True)
+    assert "银耳 White fungus 已下架" in html
+    assert f'data-remaining-for="{second.id}"' not in html
+    storefront = pages.get(f"/live/{live.id}").get_data(as_text=True)
+    assert f'data-listing-id="{second.id}"' not in storefront
+
+    pages.submit(console, f"{console}/end", {"confirm": "yes"})
+    html = pages.get(console).get_data(as_text=True)
+    summary = html.split('id="summary"', 1)[1]
+    row = summary.split(f'data-summary-for="{first.id}"', 1)[1].split("</tr>", 1)[0]
+    assert "<td>3</td><td>7</td><td>¥89.70</td>" in row.replace("\n", "").replace("  ", "")
+    assert "剩余" not in summary.split("</section>", 1)[0]
+
+
+def test_listing_cards_are_served_for_live_updates(signed_in, pages, make_user, make_product):
+    streamer, console_pages = signed_in("streamer")
+    product = make_product(name="香菇 Shiitake")
+    live = make_live_session(streamer, [product])
+    (listing,) = live.listings
+    card = pages.get(f"/live/{live.id}/listings/{listing.id}/card")
+    assert card.status_code == 200 and "香菇 Shiitake" in card.get_data(as_text=True)
+    own = console_pages.get(f"/studio/sessions/{live.id}/listings/{listing.id}/card")
+    assert own.status_code == 200 and "data-withdraw" in own.get_data(as_text=True)
+    from shop.live import service
+
+    service.withdraw_listing(db.session, live.id, listing.id, streamer_id=streamer.id)
+    db.session.commit()
+    assert pages.get(f"/live/{live.id}/listings/{listing.id}/card").status_code == 204

@@ -50,6 +50,7 @@ def test_a_streamer_schedules_lists_starts_pins_and_ends_a_session(client, strea
         "allotted_qty": 10,
         "remaining": 10,
         "per_buyer_limit": 2,
+        "withdrawn": False,
     }
     assert client.get(f"/api/v1/products/{product.id}").get_json()["stock"] == 20
 

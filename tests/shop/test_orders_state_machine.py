@@ -1,4 +1,5 @@
-"""Random sequences of place / pay / cancel / expire / end-session / restock never lose
+"""Random sequences of place / pay / cancel / expire / end-session / restock / edit or
+withdraw a listing never lose
 or invent a unit: for every product,
 
     product stock + Σ its listings' remaining + Σ units in its live orders == units ever added
@@ -150,6 +151,31 @@ def test_units_are_conserved_through_any_sequence_of_operations(
         def end_session(self) -> None:
             self.attempt(
                 lambda: live.end_session(db.session, self.session_id, streamer_id=streamer)
+            )
+
+        @rule(
+            which=st.integers(0, 1),
+            allotted=st.none() | st.integers(1, 14),
+            price=st.none() | st.integers(0, 5000),
+        )
+        def edit_listing(self, which: int, allotted: int | None, price: int | None) -> None:
+            self.attempt(
+                lambda: live.update_listing(
+                    db.session,
+                    self.session_id,
+                    self.listings[which],
+                    streamer_id=streamer,
+                    allotted_qty=allotted,
+                    flash_price_fen=price,
+                )
+            )
+
+        @rule(which=st.integers(0, 1))
+        def withdraw_listing(self, which: int) -> None:
+            self.attempt(
+                lambda: live.withdraw_listing(
+                    db.session, self.session_id, self.listings[which], streamer_id=streamer
+                )
             )
 
         @rule(which=st.integers(0, 1), delta=st.integers(1, 5))

@@ -8,6 +8,12 @@
   work twice; ``POST /_config/test/idempotency/expire`` forgets the keys (a day passed);
 - Connect transfers: ``POST /v1/transfers``, ``GET /v1/transfers/{id}``; a test can make
   the next ones fail with ``POST /_config/test/transfers/fail`` ``{"count", "message"}``;
+- ``automatic_payment_methods`` on a PaymentIntent (accepted; cards only);
+- the Payment Element: ``GET /js.stripe.com/v3/`` serves localstripe's Stripe.js with
+  ``elements({clientSecret}).create("payment")`` (localstripe's card fields) and
+  ``confirmPayment``, which posts the card to ``POST /_config/test/payment_intents/{id}/
+  confirm``: a card PaymentMethod, then localstripe's own confirm and charge (and so its
+  ``payment_intent.succeeded`` webhook to the URL registered at ``/_config/webhooks/…``);
 - ``GET /_config/test/requests``: the method, path and idempotency key of every POST seen,
   so tests can check which keys our code sent.
 
@@ -26,6 +32,18 @@ from localstripe import resources, server
 from localstripe.errors import UserError
 
 resources.Store.dump_to_disk = lambda self: None  # type: ignore[method-assign]
+
+_intent_init = resources.PaymentIntent.__init__
+
+
+def _intent_with_automatic_methods(self: Any, *args: Any, **kwargs: Any) -> None:
+    # Real Stripe takes automatic_payment_methods (the Payment Element's methods);
+    # localstripe refuses any parameter it does not know, and only has cards anyway.
+    kwargs.pop("automatic_payment_methods", None)
+    _intent_init(self, *args, **kwargs)
+
+
+resources.PaymentIntent.__init__ = _intent_with_automatic_methods  # type: ignore[method-assign]
 
 _idempotent: dict[tuple[str, str], tuple[int, bytes]] = {}
 _seen: list[dict[str, Any]] = []
@@ -119,9 +137,64 @@ async def reset(request: web.Request) -> web.Response:
     return web.json_response({})
 
 
+PAYMENT_ELEMENT_JS = """
+// Shanhuo's tests: the Payment Element on top of localstripe's card Element.
+(function () {
+  const localStripe = Stripe;
+  Stripe = (apiKey) => {
+    const stripe = localStripe(apiKey);
+    const makeElements = stripe.elements;
+    stripe.elements = (options) => {
+      const elements = makeElements();
+      elements._clientSecret = options && options.clientSecret;
+      const create = elements.create;
+      elements.create = function (type, opts) { return create.call(this, "card", opts); };
+      return elements;
+    };
+    stripe.confirmPayment = async ({ elements }) => {
+      const card = elements.getElement("payment");
+      const secret = elements._clientSecret;
+      const pi = secret.match(/^(pi_\\w+)_secret_/)[1];
+      const response = await fetch(
+        `${LOCALSTRIPE_BASE_API}/_config/test/payment_intents/${pi}/confirm`,
+        { method: "POST", body: JSON.stringify({ client_secret: secret, card: card.value.card }) });
+      const body = await response.json().catch(() => ({}));
+      if (response.status !== 200 || body.error) {
+        return { error: body.error || { message: "failed" } };
+      }
+      return { paymentIntent: body };
+    };
+    return stripe;
+  };
+})();
+"""
+
+
+@web.middleware
+async def payment_element_js(request: web.Request, handler: Any) -> web.StreamResponse:
+    response = await handler(request)
+    if request.path == "/js.stripe.com/v3/" and isinstance(response, web.Response):
+        text = (response.text or "") + PAYMENT_ELEMENT_JS
+        return web.Response(text=text, content_type="application/javascript")
+    return response
+
+
+async def confirm_payment_intent(request: web.Request) -> web.Response:
+    data = json.loads(await request.text() or "{}")
+    intent = resources.PaymentIntent._api_retrieve(request.match_info["id"])
+    if data.get("client_secret") != intent.client_secret:
+        raise UserError(401, "Unauthorized")
+    method = resources.PaymentMethod._api_create(type="card", card=data.get("card") or {})
+    intent.payment_method = method.id
+    intent._confirm(on_failure_now=intent._report_failure)
+    return web.json_response(intent._export())
+
+
 def build_app() -> web.Application:
     app = server.app
     app.middlewares.insert(0, idempotency)
+    app.middlewares.insert(0, payment_element_js)
+    app.router.add_post("/_config/test/payment_intents/{id}/confirm", confirm_payment_intent)
     app.router.add_post("/v1/transfers", create_transfer)
     app.router.add_get("/v1/transfers/{id}", get_transfer)
     app.router.add_post("/_config/test/transfers/fail", fail_transfers)

@@ -25,13 +25,67 @@
     var pinned = document.getElementById("pinned");
     var others = document.getElementById("others");
     if (!pinned || !others) return;
-    var card = others.querySelector('[data-listing-id="' + listingId + '"]');
-    if (!card) return;
+    var chosen = others.querySelector('[data-listing-id="' + listingId + '"]');
+    if (!chosen) {
+      // Added after this page was loaded: fetch it, then pin it.
+      if (!pinned.querySelector('[data-listing-id="' + listingId + '"]')) added(listingId);
+      return;
+    }
     Array.prototype.forEach.call(pinned.children, function (el) {
       if (el.hasAttribute("data-listing-id")) others.insertBefore(el, others.firstChild);
       else el.hidden = true;
     });
-    pinned.appendChild(card);
+    pinned.appendChild(chosen);
+  }
+
+  // Listings added, changed or withdrawn while people watch: fetch the card as the
+  // server renders it (price, limit, buy button) and put it in place.
+  var cardUrl = root.getAttribute("data-card-url");
+  function card(listingId) {
+    if (!cardUrl || !window.fetch) return Promise.resolve(null);
+    var url = cardUrl.replace(/\/listings\/0\/card$/, "/listings/" + listingId + "/card");
+    return fetch(url, { credentials: "same-origin" })
+      .then(function (r) { return r.status === 200 ? r.text() : null; })
+      .then(function (html) {
+        if (html === null) return null;
+        var holder = document.createElement("div");
+        holder.innerHTML = html.trim();
+        return holder.firstElementChild;
+      });
+  }
+  function showNothingPinned() {
+    var pinned = document.getElementById("pinned");
+    var note = document.getElementById("nothing-pinned");
+    if (pinned && note && !pinned.querySelector("[data-listing-id]")) note.hidden = false;
+  }
+  function added(listingId) {
+    if (document.querySelector('[data-listing-id="' + listingId + '"]')) return;
+    card(listingId).then(function (el) {
+      var list = document.getElementById("others") || document.getElementById("console-listings");
+      if (!el || !list || document.querySelector('[data-listing-id="' + listingId + '"]')) return;
+      var none = document.getElementById("no-listings");
+      if (none) none.remove();
+      list.appendChild(el);
+      if (root.getAttribute("data-pinned") === String(listingId)) pin(listingId);
+    });
+  }
+  function replaced(listingId) {
+    card(listingId).then(function (el) {
+      var old = document.querySelector('[data-listing-id="' + listingId + '"]');
+      if (!old) { if (el) added(listingId); return; }
+      if (el) {
+        el.classList.toggle("is-pinned", old.classList.contains("is-pinned"));
+        old.replaceWith(el);
+      } else {
+        old.remove();
+        showNothingPinned();
+      }
+    });
+  }
+  function withdrawn(listingId) {
+    if (document.getElementById("console-listings")) { replaced(listingId); return; }
+    each('[data-listing-id="' + listingId + '"]', function (el) { el.remove(); });
+    showNothingPinned();
   }
 
   var panel = document.getElementById("live-panel");
@@ -57,6 +111,9 @@
   on("listing.stock", function (d) { setRemaining(d.listing_id, d.remaining); refreshPanel(); });
   on("listing.sold_out", function (d) { setRemaining(d.listing_id, 0); });
   on("listing.pinned", function (d) { pin(d.listing_id); });
+  on("listing.added", function (d) { added(d.listing_id); refreshPanel(); });
+  on("listing.updated", function (d) { replaced(d.listing_id); });
+  on("listing.withdrawn", function (d) { withdrawn(d.listing_id); });
   on("session.started", function () { window.location.reload(); });
   on("session.ended", function () { source.close(); window.location.reload(); });
 })();
