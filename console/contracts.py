@@ -16,7 +16,7 @@ from contracts import service as contract_service
 from contracts.schemas import ContractIn, DeliveryIn, TerminateIn
 from shop.db import db
 from shop.errors import DomainError, ValidationFailed
-from shop.i18n import _l
+from shop.i18n import N_, _l
 from shop.web import flash_message
 from shop.web.auth import page_user
 from shop.web.format import parse_scaled, parse_whole, yuan
@@ -30,7 +30,7 @@ def _whole(raw: str | None, field: str) -> int:
     value = parse_whole(raw)
     if value is None:
         raise ValidationFailed(
-            _l("%(field)s: a whole number.", field=field), {field: ["A whole number."]}
+            _l("%(field)s: a whole number.", field=field), {field: [N_("A whole number.")]}
         )
     return value
 

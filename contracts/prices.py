@@ -19,7 +19,7 @@ from shop.catalog import service as catalog
 from shop.catalog.models import Product
 from shop.db import DbSession
 from shop.errors import Conflict, NotFound, ValidationFailed
-from shop.i18n import _l
+from shop.i18n import N_, _l
 from shop.inputs import integer_bounds
 
 CSV_HEADER = ("product_sku", "grade", "price_fen_per_kg", "effective_on", "source")
@@ -55,7 +55,7 @@ def add_market_price(
     if product is None:
         raise ValidationFailed(
             _l("No product %(product_id)s.", product_id=product_id),
-            {"product_id": [gettext("No such product.")]},
+            {"product_id": [gettext(N_("No such product."))]},
         )
     if _existing(session, [(product_id, grade, effective_on)]):
         raise Conflict(_duplicate_message(product, grade, effective_on))
@@ -130,7 +130,8 @@ def list_market_prices(
                 raise ValueError(id_text)
         except ValueError:
             raise ValidationFailed(
-                _l("The cursor is not one this server gave out."), {"cursor": ["Invalid cursor."]}
+                _l("The cursor is not one this server gave out."),
+                {"cursor": [N_("Invalid cursor.")]},
             ) from None
         stmt = stmt.where(
             or_(

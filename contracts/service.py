@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from flask_babel import gettext
 from sqlalchemy import and_, select, update
 
 from contracts.errors import CommitmentExceeded, NoMarketPrice
@@ -29,7 +30,7 @@ from shop.catalog import lots
 from shop.catalog.models import Product
 from shop.db import DbSession, utcnow
 from shop.errors import Conflict, NotFound, ValidationFailed
-from shop.i18n import _l
+from shop.i18n import N_, _l
 
 # ---------------------------------------------------------------------------- farmers
 
@@ -357,7 +358,7 @@ def record_adjustment(
     contract = get_contract(session, contract_id)
     if amount_fen == 0:
         raise ValidationFailed(
-            _l("An adjustment of zero changes nothing."), {"amount_fen": ["≠ 0"]}
+            _l("An adjustment of zero changes nothing."), {"amount_fen": [N_("≠ 0")]}
         )
     if contract.state == ContractState.DRAFT.value:
         raise Conflict(_l("A draft contract has nothing to adjust."))
@@ -366,7 +367,15 @@ def record_adjustment(
         if delivery is None or delivery.contract_id != contract_id:
             raise ValidationFailed(
                 _l("That delivery is not under this contract."),
-                {"delivery_id": [f"No delivery {delivery_id} under contract {contract_id}."]},
+                {
+                    "delivery_id": [
+                        gettext(
+                            "No delivery %(delivery_id)s under contract %(contract_id)s.",
+                            delivery_id=delivery_id,
+                            contract_id=contract_id,
+                        )
+                    ]
+                },
             )
     adjustment = Adjustment(
         contract_id=contract_id,

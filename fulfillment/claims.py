@@ -24,6 +24,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+from flask_babel import gettext
 from sqlalchemy import case, func, literal, select, update
 
 from fulfillment import earnings, rates, service, work_orders
@@ -39,7 +40,7 @@ from fulfillment.errors import (
 from fulfillment.models import PackingTask, TaskKind, TaskState, Workshop, WorkshopMember
 from shop.db import DbSession
 from shop.errors import Conflict, NotFound, ValidationFailed
-from shop.i18n import _l
+from shop.i18n import N_, _l
 from shop.orders import service as orders
 
 log = logging.getLogger(__name__)
@@ -320,7 +321,7 @@ def _refuse_pieces(task: PackingTask, pieces_done: int) -> None:
     if task.kind == TaskKind.PARCEL:
         raise ValidationFailed(
             _l("A parcel is packed whole; `pieces_done` is for a batch."),
-            {"pieces_done": ["Only for a batch task."]},
+            {"pieces_done": [N_("Only for a batch task.")]},
         )
     raise ValidationFailed(
         _l(
@@ -328,7 +329,7 @@ def _refuse_pieces(task: PackingTask, pieces_done: int) -> None:
             pieces=task.pieces,
             pieces_done=pieces_done,
         ),
-        {"pieces_done": [f"At most {task.pieces}."]},
+        {"pieces_done": [gettext("At most %(pieces)s.", pieces=task.pieces)]},
     )
 
 

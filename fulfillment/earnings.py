@@ -13,12 +13,13 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from flask_babel import gettext
 from sqlalchemy import select
 
 from fulfillment.models import EarningEntry, PackingTask, TaskKind, TaskState, Workshop
 from shop.db import DbSession
 from shop.errors import NotFound, ValidationFailed
-from shop.i18n import _l
+from shop.i18n import N_, _l
 
 #: the longest range one earnings or report request may cover
 MAX_RANGE_DAYS = 366
@@ -91,7 +92,7 @@ class DayRange:
         first = first or last - timedelta(days=29)
         if first > last:
             raise ValidationFailed(
-                _l("`from` is after `to`."), {"from": ["Must not be after `to`."]}
+                _l("`from` is after `to`."), {"from": [N_("Must not be after `to`.")]}
             )
         if (last - first).days >= MAX_RANGE_DAYS:
             raise ValidationFailed(
@@ -99,7 +100,14 @@ class DayRange:
                     "Ask for at most %(MAX_RANGE_DAYS)s days at a time.",
                     MAX_RANGE_DAYS=MAX_RANGE_DAYS,
                 ),
-                {"to": [f"At most {MAX_RANGE_DAYS} days after `from`."]},
+                {
+                    "to": [
+                        gettext(
+                            "At most %(MAX_RANGE_DAYS)s days after `from`.",
+                            MAX_RANGE_DAYS=MAX_RANGE_DAYS,
+                        )
+                    ]
+                },
             )
         return cls(first, last, tz)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from flask_babel import gettext
 from sqlalchemy import func, select
 
 from fulfillment.earnings import DayRange
@@ -153,7 +154,7 @@ def record_training(
                 strangers=strangers,
                 workshop_id=workshop_id,
             ),
-            {"attendee_ids": [f"Not members: {strangers}."]},
+            {"attendee_ids": [gettext("Not members: %(strangers)s.", strangers=strangers)]},
         )
     training = Training(
         workshop_id=workshop_id,

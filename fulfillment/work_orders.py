@@ -21,6 +21,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from flask_babel import gettext
 from sqlalchemy import func, insert, select, update
 
 from fulfillment import rates
@@ -104,7 +105,7 @@ def create_work_order(
     if batch_pieces > pieces:
         raise ValidationFailed(
             _l("A batch cannot hold more pieces than the order."),
-            {"batch_pieces": [f"At most {pieces} (the order's pieces)."]},
+            {"batch_pieces": [gettext("At most %(pieces)s (the order's pieces).", pieces=pieces)]},
         )
     batches = -(-pieces // batch_pieces)
     if batches > MAX_BATCHES:
@@ -114,7 +115,11 @@ def create_work_order(
                 batches=batches,
                 MAX_BATCHES=MAX_BATCHES,
             ),
-            {"batch_pieces": [f"At least {-(-pieces // MAX_BATCHES)} pieces a batch."]},
+            {
+                "batch_pieces": [
+                    gettext("At least %(value)s pieces a batch.", value=-(-pieces // MAX_BATCHES))
+                ]
+            },
         )
     order = WorkOrder(
         partner_id=partner_id,

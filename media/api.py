@@ -15,7 +15,7 @@ from shop.api import Blueprint
 from shop.auth import current_user, public, requires
 from shop.db import db
 from shop.errors import NotFound, ValidationFailed
-from shop.i18n import _l
+from shop.i18n import N_, _l
 
 blp = Blueprint("media", __name__, description="Images: upload, renditions, serving")
 
@@ -45,7 +45,9 @@ def upload(files: dict[str, Any]) -> Any:
     """
     upload = files["file"]
     if not isinstance(upload, FileStorage):
-        raise ValidationFailed(_l("Send the image as a multipart file."), {"file": ["Not a file."]})
+        raise ValidationFailed(
+            _l("Send the image as a multipart file."), {"file": [N_("Not a file.")]}
+        )
     config = current_app.config
     media, created = service.upload(
         db.session,

@@ -7,6 +7,7 @@ import secrets
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
+from flask_babel import gettext
 from sqlalchemy import bindparam, select, update
 
 from shop.accounts import token_cache
@@ -71,7 +72,7 @@ def _check_length(password: str, field: str) -> None:
     if len(password) < MIN_LENGTH:
         raise ValidationFailed(
             _l("The password must be at least %(MIN_LENGTH)s characters.", MIN_LENGTH=MIN_LENGTH),
-            {field: [f"At least {MIN_LENGTH} characters."]},
+            {field: [gettext("At least %(MIN_LENGTH)s characters.", MIN_LENGTH=MIN_LENGTH)]},
         )
 
 
@@ -215,7 +216,10 @@ def _check_roles(roles: set[str]) -> None:
     if unknown or not roles:
         raise ValidationFailed(
             _l("Roles must be some of admin, streamer, buyer, villager, farmer."),
-            {"roles": [f"Unknown role: {r}" for r in sorted(unknown)] or ["At least one role."]},
+            {
+                "roles": [gettext("Unknown role: %(r)s", r=r) for r in sorted(unknown)]
+                or [N_("At least one role.")]
+            },
         )
 
 

@@ -24,7 +24,7 @@ from shop.catalog.models import Product
 from shop.catalog.service import get_product, product_to_change
 from shop.db import Base, DbSession, utcnow
 from shop.errors import NotFound, ValidationFailed
-from shop.i18n import _l
+from shop.i18n import N_, _l
 
 
 class ProductImage(Base):
@@ -50,7 +50,7 @@ def attach_image(session: DbSession, product_id: int, media_id: int) -> ProductI
     except NotFound:
         raise ValidationFailed(
             _l("No media %(media_id)s; upload it first.", media_id=media_id),
-            {"media_id": ["Unknown media."]},
+            {"media_id": [N_("Unknown media.")]},
         ) from None
     existing = session.scalar(
         select(ProductImage).where(

@@ -21,7 +21,7 @@ from shop.catalog import service as catalog
 from shop.core.live_bus import publish_live
 from shop.db import DbSession, utcnow
 from shop.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from shop.i18n import _l
+from shop.i18n import N_, _l
 from shop.live.models import LiveListing, LiveSession, SessionState
 
 #: order states in which an order counts as paid (bought, not given back)
@@ -346,7 +346,7 @@ def set_cover(
     except NotFound:
         raise ValidationFailed(
             _l("No media %(media_id)s; upload it first.", media_id=media_id),
-            {"media_id": ["Unknown media."]},
+            {"media_id": [N_("Unknown media.")]},
         ) from None
     live.cover_media_id = media_id
     session.flush()

@@ -22,7 +22,7 @@ from shop.core import events
 from shop.core.sql import dialect_insert
 from shop.db import DbSession, reads_outside_transaction, utcnow
 from shop.errors import Conflict, NotFound, OutOfStock, ValidationFailed
-from shop.i18n import _l
+from shop.i18n import N_, _l
 from shop.live.models import LiveListing
 from shop.orders import stock
 from shop.orders.models import Order, OrderLine, OrderState
@@ -237,7 +237,7 @@ def _replay(order: Order, request_hash: str) -> Order:
     if order.request_hash != request_hash:
         raise ValidationFailed(
             _l("This Idempotency-Key was used for a different order; use a new key."),
-            {"Idempotency-Key": ["Already used with a different body."]},
+            {"Idempotency-Key": [N_("Already used with a different body.")]},
         )
     return order
 
@@ -258,7 +258,7 @@ def _price_lines(
     teaches the view the listing's session.
     """
     if not lines:
-        raise ValidationFailed(_l("An order needs at least one line."), {"lines": ["Empty."]})
+        raise ValidationFailed(_l("An order needs at least one line."), {"lines": [N_("Empty.")]})
     seen: set[tuple[str, int]] = set()
     priced = []
 
@@ -280,7 +280,7 @@ def _price_lines(
         if key in seen:
             raise ValidationFailed(
                 _l("Put each listing or product on one line."),
-                {f"lines.{n}.{key[0]}": ["Already on another line."]},
+                {f"lines.{n}.{key[0]}": [N_("Already on another line.")]},
             )
         seen.add(key)
         if key[0] == "listing_id":
@@ -293,7 +293,7 @@ def _price_lines(
             if listing is None:
                 raise ValidationFailed(
                     _l("No listing %(listing_id)s.", listing_id=key[1]),
-                    {f"lines.{n}.listing_id": ["No such listing."]},
+                    {f"lines.{n}.listing_id": [N_("No such listing.")]},
                 )
             if view is not None and (not listing.on_sale or listing.remaining < qty):
                 view.learn(before, listing.session_id)
@@ -324,7 +324,7 @@ def _price_lines(
             if product is None:
                 raise ValidationFailed(
                     _l("No product %(product_id)s.", product_id=key[1]),
-                    {f"lines.{n}.product_id": ["No such product."]},
+                    {f"lines.{n}.product_id": [N_("No such product.")]},
                 )
             if product.stock < qty:
                 raise OutOfStock(

@@ -122,3 +122,12 @@ def test_without_accept_language_the_api_stays_english(client, auth):
     _, buyer = auth("buyer")
     problem = client.get("/api/v1/orders/999999", headers=buyer).get_json()
     assert problem["title"] == "Not found" and problem["detail"].startswith("No order")
+
+
+def test_our_own_field_messages_are_chinese_too(client, world):
+    listing, buyer = world
+    line = {"listing_id": listing.id, "qty": 1}
+    zh, en = in_both(lambda lang: order(client, buyer, [line, line], lang))
+    assert zh["type"] == en["type"] == "validation"
+    assert zh["errors"] == {"lines.1.listing_id": ["已经在另一行了。"]}
+    assert en["errors"] == {"lines.1.listing_id": ["Already on another line."]}
