@@ -12,6 +12,7 @@ it is missing or older than the ``.po``.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tempfile
@@ -23,6 +24,8 @@ from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
 from flask import Flask, has_app_context, has_request_context, request
 from flask_babel import Babel, Domain, LazyString, get_locale, gettext, lazy_gettext
+
+log = logging.getLogger(__name__)
 
 TRANSLATIONS = Path(__file__).parent / "translations"
 CHINESE = "zh_CN"
@@ -87,7 +90,11 @@ def compile_catalogs(root: Path = TRANSLATIONS) -> None:
             continue
         with po_path.open("rb") as po:
             catalog = read_po(po)
-        fd, tmp = tempfile.mkstemp(dir=po_path.parent, suffix=".mo.tmp")
+        try:
+            fd, tmp = tempfile.mkstemp(dir=po_path.parent, suffix=".mo.tmp")
+        except OSError as error:  # a read-only install: compile at build time instead
+            log.warning("cannot compile %s (%s): messages stay English", po_path, error)
+            continue
         with os.fdopen(fd, "wb") as mo:
             write_mo(mo, catalog)
         os.replace(tmp, mo_path)
