@@ -12,6 +12,7 @@ from console import messages  # noqa: F401  (adds the console's words to the cat
 from shop.accounts.models import Role
 from shop.db import db
 from shop.errors import DomainError, ValidationFailed
+from shop.i18n import translate_validation
 from shop.web import flash_refusal, page_blueprint
 from shop.web.auth import login_required
 
@@ -33,7 +34,8 @@ def load(schema: ma.Schema, data: dict[str, Any]) -> dict[str, Any]:
         messages = error.normalized_messages()
         raise ValidationFailed(
             "; ".join(
-                f"{field}: {' '.join(map(str, problems))}" for field, problems in messages.items()
+                f"{field}: {' '.join(map(translate_validation, problems))}"
+                for field, problems in messages.items()
             ),
         ) from None
 

@@ -16,6 +16,7 @@ from contracts import service as contract_service
 from contracts.schemas import ContractIn, DeliveryIn, TerminateIn
 from shop.db import db
 from shop.errors import DomainError, ValidationFailed
+from shop.i18n import N_, _l
 from shop.web import flash_message
 from shop.web.auth import page_user
 from shop.web.format import parse_scaled, parse_whole, yuan
@@ -28,7 +29,9 @@ def _today() -> date:
 def _whole(raw: str | None, field: str) -> int:
     value = parse_whole(raw)
     if value is None:
-        raise ValidationFailed(f"{field}: a whole number.", {field: ["A whole number."]})
+        raise ValidationFailed(
+            _l("%(field)s: a whole number.", field=field), {field: [N_("A whole number.")]}
+        )
     return value
 
 
@@ -52,7 +55,7 @@ def contracts_create() -> Any:
     try:
         premium_bp = parse_scaled(form.get("premium_percent"), 2)
         if premium_bp is None:
-            raise ValidationFailed("premium: a percentage like 12 or 12.5.")
+            raise ValidationFailed(_l("premium: a percentage like 12 or 12.5."))
         data = load(
             ContractIn(),
             {
@@ -96,7 +99,7 @@ def _delivery_form() -> tuple[int, dict[str, Any]]:
     form = request.form
     weight_g = parse_scaled(form.get("weight_kg"), 3)
     if weight_g is None:
-        raise ValidationFailed("weight: write it like 86.75 (kg, at most three decimals).")
+        raise ValidationFailed(_l("weight: write it like 86.75 (kg, at most three decimals)."))
     fields: dict[str, Any] = {"delivered_on": form.get("delivered_on", ""), "weight_g": weight_g}
     grade = (form.get("grade") or "").strip()
     if grade:  # empty: the contract's grade

@@ -21,6 +21,7 @@ from contracts.schemas import PayoutRunIn
 from contracts.tasks import send_payout, sending_lease
 from shop.db import db, utcnow
 from shop.errors import Conflict, DomainError, NotFound
+from shop.i18n import _l
 from shop.web import flash_message
 
 
@@ -83,9 +84,15 @@ def payouts_retry(payout_id: int) -> Any:
     payout = db.session.get(Payout, payout_id)
     try:
         if payout is None:
-            raise NotFound(f"No payout {payout_id}.")
+            raise NotFound(_l("No payout %(payout_id)s.", payout_id=payout_id))
         if payout.state != PayoutState.FAILED.value:
-            raise Conflict(f"Payout {payout_id} is {payout.state}; only a failed one is retried.")
+            raise Conflict(
+                _l(
+                    "Payout %(payout_id)s is %(state)s; only a failed one is retried.",
+                    payout_id=payout_id,
+                    state=payout.state,
+                )
+            )
         _check_provider()
     except DomainError as error:
         refuse(error)

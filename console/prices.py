@@ -15,6 +15,7 @@ from contracts.errors import InvalidCsv
 from contracts.schemas import MarketPriceIn
 from shop.db import db
 from shop.errors import Conflict, DomainError, ValidationFailed
+from shop.i18n import _l
 from shop.web import flash_message
 from shop.web.auth import page_user
 from shop.web.format import parse_whole, parse_yuan
@@ -49,7 +50,7 @@ def prices_add() -> Any:
     try:
         price = parse_yuan(form.get("price_yuan"))
         if price is None:
-            raise ValidationFailed("price: write it like 17.45 (yuan per kg).")
+            raise ValidationFailed(_l("price: write it like 17.45 (yuan per kg)."))
         data = load(
             MarketPriceIn(),
             {

@@ -16,6 +16,7 @@ from shop.accounts import service as accounts
 from shop.accounts.models import Role
 from shop.db import db
 from shop.errors import DomainError, ValidationFailed
+from shop.i18n import N_, _l
 from shop.web import flash_message
 from shop.web.format import parse_whole
 
@@ -86,7 +87,7 @@ def workshop_activate(workshop_id: int) -> Any:
 def _user_id(raw: str | None) -> int:
     user_id = parse_whole(raw)
     if user_id is None or not 0 < user_id <= 2**31 - 1:
-        raise ValidationFailed("Choose a villager.", {"user_id": ["Choose a villager."]})
+        raise ValidationFailed(_l("Choose a villager."), {"user_id": [N_("Choose a villager.")]})
     return user_id
 
 

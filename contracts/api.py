@@ -39,6 +39,7 @@ from shop.api import Blueprint, ListQuery
 from shop.auth import current_user, requires
 from shop.db import db, utcnow
 from shop.errors import Conflict, NotFound
+from shop.i18n import _l
 from shop.pagination import paginate
 
 log = logging.getLogger(__name__)
@@ -132,7 +133,7 @@ def get_farmer(farmer_id: int) -> Any:
     """A farmer's profile (admins; a farmer only their own)."""
     user = current_user()
     if not user.has_role(Role.ADMIN) and user.id != farmer_id:
-        raise NotFound(f"No farmer {farmer_id}.")
+        raise NotFound(_l("No farmer %(farmer_id)s.", farmer_id=farmer_id))
     farmer = service.get_farmer(db.session, farmer_id)
     return farmer_json(farmer, db.session.get(FarmerProfile, farmer_id))
 
@@ -280,7 +281,7 @@ def run_payouts(data: dict[str, Any]) -> Any:
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        raise Conflict("Another payout run included these items first; run again.") from None
+        raise Conflict(_l("Another payout run included these items first; run again.")) from None
     # Sent only now that the run has committed: a task must find the payout it is given.
     for payout_id in run.to_send:
         send_payout.delay(payout_id)

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from shop.errors import DomainError
+from shop.i18n import N_
 
 
 class NoMarketPrice(DomainError):
     type = "no-market-price"
     status = 422
-    title = "No market price to price this delivery"
+    title = N_("No market price to price this delivery")
 
 
 class CommitmentExceeded(DomainError):
     type = "commitment"
     status = 409
-    title = "Past the contract's committed weight"
+    title = N_("Past the contract's committed weight")
 
 
 class InvalidCsv(DomainError):
@@ -22,16 +23,16 @@ class InvalidCsv(DomainError):
 
     type = "invalid-csv"
     status = 422
-    title = "The CSV file has errors; nothing was imported"
+    title = N_("The CSV file has errors; nothing was imported")
 
 
 class UnsupportedCsv(DomainError):
     type = "unsupported-media-type"
     status = 415
-    title = "Unsupported media type"
+    title = N_("Unsupported media type")
 
 
 class PayoutProviderUnavailable(DomainError):
     type = "payout-provider"
     status = 503
-    title = "Payouts cannot be sent"
+    title = N_("Payouts cannot be sent")

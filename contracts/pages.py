@@ -17,6 +17,7 @@ from shop.accounts.models import Role
 from shop.catalog.models import Product
 from shop.db import db
 from shop.errors import DomainError, ValidationFailed
+from shop.i18n import _l
 from shop.pagination import paginate
 from shop.web import flash_message, flash_refusal, page_blueprint
 from shop.web.auth import login_required, page_user, public_page
@@ -44,7 +45,7 @@ def statement() -> Any:
     )
     cursor = request.args.get("before") or None
     if cursor is not None and not 0 < (parse_whole(cursor) or 0) <= 2**31 - 1:
-        raise ValidationFailed("`before` is not a page this server gave out.")
+        raise ValidationFailed(_l("`before` is not a page this server gave out."))
     deliveries = paginate(
         db.session,
         service.farmer_deliveries_query(farmer_id),

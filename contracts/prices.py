@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
+from flask_babel import gettext
 from sqlalchemy import and_, or_, select, tuple_
 
 from contracts.errors import InvalidCsv
@@ -18,6 +19,7 @@ from shop.catalog import service as catalog
 from shop.catalog.models import Product
 from shop.db import DbSession
 from shop.errors import Conflict, NotFound, ValidationFailed
+from shop.i18n import N_, _l
 from shop.inputs import integer_bounds
 
 CSV_HEADER = ("product_sku", "grade", "price_fen_per_kg", "effective_on", "source")
@@ -30,9 +32,11 @@ INT_PATTERN = re.compile(r"^[0-9]+$")
 
 
 def _duplicate_message(product: Product, grade: str, effective_on: date) -> str:
-    return (
-        f"A market price for {product.sku} grade {grade!r} effective {effective_on.isoformat()} "
-        "already exists."
+    return gettext(
+        "A market price for %(sku)s grade %(grade)s effective %(effective_on)s already exists.",
+        sku=product.sku,
+        grade=grade,
+        effective_on=effective_on.isoformat(),
     )
 
 
@@ -50,7 +54,8 @@ def add_market_price(
     product = session.get(Product, product_id)
     if product is None:
         raise ValidationFailed(
-            f"No product {product_id}.", {"product_id": [f"No product {product_id}."]}
+            _l("No product %(product_id)s.", product_id=product_id),
+            {"product_id": [gettext(N_("No such product."))]},
         )
     if _existing(session, [(product_id, grade, effective_on)]):
         raise Conflict(_duplicate_message(product, grade, effective_on))
@@ -125,7 +130,8 @@ def list_market_prices(
                 raise ValueError(id_text)
         except ValueError:
             raise ValidationFailed(
-                "The cursor is not one this server gave out.", {"cursor": ["Invalid cursor."]}
+                _l("The cursor is not one this server gave out."),
+                {"cursor": [N_("Invalid cursor.")]},
             ) from None
         stmt = stmt.where(
             or_(
@@ -165,11 +171,20 @@ def import_market_prices_csv(session: DbSession, text: str, *, created_by: int |
     try:
         header = next(reader, None)
     except csv.Error as error:
-        raise InvalidCsv(errors=[{"line": 1, "message": f"Unreadable header: {error}."}]) from None
+        raise InvalidCsv(
+            errors=[{"line": 1, "message": gettext("Unreadable header: %(error)s.", error=error)}]
+        ) from None
     if header is None or tuple(h.strip() for h in header) != CSV_HEADER:
         raise InvalidCsv(
-            "The first line must be the header " + ",".join(CSV_HEADER) + ".",
-            errors=[{"line": 1, "message": "The header must be " + ",".join(CSV_HEADER) + "."}],
+            _l("The first line must be the header %(header)s.", header=",".join(CSV_HEADER)),
+            errors=[
+                {
+                    "line": 1,
+                    "message": gettext(
+                        "The header must be %(header)s.", header=",".join(CSV_HEADER)
+                    ),
+                }
+            ],
         )
 
     products: dict[str, Product | None] = {}
@@ -180,13 +195,23 @@ def import_market_prices_csv(session: DbSession, text: str, *, created_by: int |
         except StopIteration:
             break
         except csv.Error as error:
-            errors.append({"line": reader.line_num, "message": f"Not valid CSV: {error}."})
+            errors.append(
+                {
+                    "line": reader.line_num,
+                    "message": gettext("Not valid CSV: %(error)s.", error=error),
+                }
+            )
             break
         line = reader.line_num
         if not fields or all(not f.strip() for f in fields):
             continue  # blank lines are allowed (a trailing newline, a spacer)
         if len(rows) + len(errors) >= MAX_CSV_ROWS:
-            errors.append({"line": line, "message": f"At most {MAX_CSV_ROWS} lines per file."})
+            errors.append(
+                {
+                    "line": line,
+                    "message": gettext("At most %(rows)s lines per file.", rows=MAX_CSV_ROWS),
+                }
+            )
             break
         row, message = _parse_line(session, fields, products)
         if message is not None:
@@ -198,8 +223,14 @@ def import_market_prices_csv(session: DbSession, text: str, *, created_by: int |
             errors.append(
                 {
                     "line": line,
-                    "message": f"Duplicate of line {first_seen[key]}: {row.product.sku} grade "
-                    f"{row.grade!r} effective {row.effective_on.isoformat()}.",
+                    "message": gettext(
+                        "Duplicate of line %(line)s: %(sku)s grade %(grade)s effective "
+                        "%(effective_on)s.",
+                        line=first_seen[key],
+                        sku=row.product.sku,
+                        grade=row.grade,
+                        effective_on=row.effective_on.isoformat(),
+                    ),
                 }
             )
             continue
@@ -212,12 +243,15 @@ def import_market_prices_csv(session: DbSession, text: str, *, created_by: int |
             message = _duplicate_message(row.product, row.grade, row.effective_on)
             errors.append({"line": row.line, "message": message})
     if not rows and not errors:
-        errors.append({"line": 2, "message": "The file has a header but no prices."})
+        errors.append({"line": 2, "message": gettext("The file has a header but no prices.")})
     if errors:
         errors.sort(key=lambda e: e["line"])
         raise InvalidCsv(
-            f"{len(errors)} bad line(s); nothing was imported. "
-            "Fix them and send the whole file again.",
+            _l(
+                "%(count)s bad line(s); nothing was imported. Fix them and send the whole file "
+                "again.",
+                count=len(errors),
+            ),
             imported=0,
             errors=errors,
         )
@@ -242,17 +276,21 @@ def _parse_line(
 ) -> tuple[_Row | None, str | None]:
     """One data line → a row, or the message saying what is wrong with it."""
     if len(fields) != len(CSV_HEADER):
-        return None, f"Expected {len(CSV_HEADER)} fields, found {len(fields)}."
+        return None, gettext(
+            "Expected %(expected)s fields, found %(found)s.",
+            expected=len(CSV_HEADER),
+            found=len(fields),
+        )
     if any("\x00" in field for field in fields):
         # Refused like a NUL anywhere else: no text column can hold one (and a sku with
         # one would fail the product lookup on PostgreSQL).
-        return None, "A field contains a NUL character."
+        return None, gettext("A field contains a NUL character.")
     sku, grade, price_text, date_text, source = (f.strip() for f in fields)
     problems: list[str] = []
 
     product: Product | None = None
     if not sku:
-        problems.append("product_sku is empty")
+        problems.append(gettext("product_sku is empty"))
     else:
         if sku not in products:
             try:
@@ -261,18 +299,22 @@ def _parse_line(
                 products[sku] = None
         product = products[sku]
         if product is None:
-            problems.append(f"No product with sku {sku!r}")
+            problems.append(gettext("No product with sku %(sku)s", sku=sku))
 
     grade = grade or STANDARD_GRADE
     if not GRADE_PATTERN.fullmatch(grade):
-        problems.append("grade must be 1–40 printable characters")
+        problems.append(gettext("grade must be 1–40 printable characters"))
 
     price = 0
     if not INT_PATTERN.fullmatch(price_text):
-        problems.append(f"price_fen_per_kg must be a whole number of fen, not {price_text!r}")
+        problems.append(
+            gettext("price_fen_per_kg must be a whole number of fen, not %(text)s", text=price_text)
+        )
     # the length first: int() refuses a number of over 4,300 digits with an exception
     elif len(price_text) > 18 or not 1 <= int(price_text) <= MAX_PRICE_FEN_PER_KG:
-        problems.append(f"price_fen_per_kg must be between 1 and {MAX_PRICE_FEN_PER_KG}")
+        problems.append(
+            gettext("price_fen_per_kg must be between 1 and %(max)s", max=MAX_PRICE_FEN_PER_KG)
+        )
     else:
         price = int(price_text)
 
@@ -281,12 +323,14 @@ def _parse_line(
         with contextlib.suppress(ValueError):
             effective_on = date.fromisoformat(date_text)
     if effective_on is None:
-        problems.append(f"effective_on must be a date YYYY-MM-DD, not {date_text!r}")
+        problems.append(
+            gettext("effective_on must be a date YYYY-MM-DD, not %(text)s", text=date_text)
+        )
 
     if not source or len(source) > 200 or not TEXT_PATTERN.fullmatch(source):
-        problems.append("source must be 1–200 printable characters")
+        problems.append(gettext("source must be 1–200 printable characters"))
 
     if problems:
-        return None, "; ".join(problems) + "."
+        return None, gettext("; ").join(problems) + gettext(".")
     assert product is not None and effective_on is not None
     return _Row(0, product, grade, price, effective_on, source), None

@@ -24,6 +24,7 @@ from shop.auth import current_user, public, requires
 from shop.catalog.models import Product
 from shop.db import db
 from shop.errors import Conflict
+from shop.i18n import _l
 
 blp = Blueprint(
     "market_prices",
@@ -58,7 +59,7 @@ def add_market_price(data: dict[str, Any]) -> Any:
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        raise Conflict("A price for this product, grade and date was just recorded.") from None
+        raise Conflict(_l("A price for this product, grade and date was just recorded.")) from None
     product = db.session.get(Product, price.product_id)
     assert product is not None
     return market_price_json(price, product.sku)
@@ -89,7 +90,7 @@ IMPORT_DOC = {
 def import_market_prices() -> Any:
     """Import market prices from CSV: every line, or none."""
     if request.mimetype not in ("text/csv", "text/plain"):
-        raise UnsupportedCsv("Send the prices as `Content-Type: text/csv`.")
+        raise UnsupportedCsv(_l("Send the prices as `Content-Type: text/csv`."))
     try:
         text = request.get_data(cache=False).decode("utf-8")
     except UnicodeDecodeError as error:
@@ -106,7 +107,7 @@ def import_market_prices() -> Any:
     except IntegrityError:
         db.session.rollback()
         raise Conflict(
-            "Another import stored some of these prices just now; nothing was imported."
+            _l("Another import stored some of these prices just now; nothing was imported.")
         ) from None
     return {"imported": imported, "errors": []}
 

@@ -16,6 +16,7 @@ from contracts.models import (
 )
 from contracts.prices import GRADE_PATTERN, MAX_PRICE_FEN_PER_KG
 from shop.api import Fen, Int, ListQuery, page_schema
+from shop.i18n import N_
 from shop.inputs import FullMatch, Input, Text
 
 MAX_COMMITTED_KG = 1_000_000  #: 1,000 t: keeps grams within a 32-bit column
@@ -27,7 +28,7 @@ MAX_ADJUSTMENT_FEN = 10_000_000_000  #: ¥100 million either way
 #: name or a reason). One pattern: the OpenAPI document can carry only one.
 _printable_text = FullMatch(
     r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$",
-    error="Must not be blank or contain control characters.",
+    error=N_("Must not be blank or contain control characters."),
 )
 
 
@@ -43,7 +44,7 @@ def _grade(**kwargs: object) -> ma.fields.String:
     return ma.fields.String(
         validate=[
             validate.Length(min=1, max=40),
-            FullMatch(GRADE_PATTERN, error="1–40 printable characters, no outer spaces."),
+            FullMatch(GRADE_PATTERN, error=N_("1–40 printable characters, no outer spaces.")),
         ],
         **kwargs,  # type: ignore[arg-type]
     )
@@ -70,7 +71,7 @@ class PayoutAccountIn(Input):
             validate.Length(max=255),
             FullMatch(
                 r"^acct_[A-Za-z0-9]{1,250}$",
-                error="A Stripe Connect account id: acct_ followed by letters and digits.",
+                error=N_("A Stripe Connect account id: acct_ followed by letters and digits."),
             ),
         ],
     )
@@ -143,7 +144,7 @@ class ContractIn(Input):
         validate=validate.Range(
             min=MIN_PREMIUM_BP,
             max=MAX_PREMIUM_BP,
-            error="The premium must be between 1000 and 1500 basis points (10–15 %).",
+            error=N_("The premium must be between 1000 and 1500 basis points (10–15 %)."),
         ),
     )
     committed_kg = Int(required=True, validate=validate.Range(min=1, max=MAX_COMMITTED_KG))
@@ -215,7 +216,7 @@ class AdjustmentIn(Input):
         required=True,
         validate=[
             validate.Range(min=-MAX_ADJUSTMENT_FEN, max=MAX_ADJUSTMENT_FEN),
-            validate.NoneOf([0], error="An adjustment of zero changes nothing."),
+            validate.NoneOf([0], error=N_("An adjustment of zero changes nothing.")),
         ],
     )
     reason = _text(500, required=True)

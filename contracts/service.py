@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from flask_babel import gettext
 from sqlalchemy import and_, select, update
 
 from contracts.errors import CommitmentExceeded, NoMarketPrice
@@ -29,6 +30,7 @@ from shop.catalog import lots
 from shop.catalog.models import Product
 from shop.db import DbSession, utcnow
 from shop.errors import Conflict, NotFound, ValidationFailed
+from shop.i18n import N_, _l
 
 # ---------------------------------------------------------------------------- farmers
 
@@ -37,7 +39,7 @@ def get_farmer(session: DbSession, farmer_id: int) -> User:
     """The user ``farmer_id`` if they hold ``farmer``. Raises NotFound."""
     user = get_user(session, farmer_id)
     if user is None or not user.has_role(Role.FARMER):
-        raise NotFound(f"No farmer {farmer_id}.")
+        raise NotFound(_l("No farmer %(farmer_id)s.", farmer_id=farmer_id))
     return user
 
 
@@ -101,7 +103,7 @@ def create_contract(
     if starts_on > ends_on:
         errors["ends_on"] = ["The contract must end on or after the day it starts."]
     if errors:
-        raise ValidationFailed("The contract cannot be created; see `errors`.", errors)
+        raise ValidationFailed(_l("The contract cannot be created; see `errors`."), errors)
     contract = Contract(
         farmer_id=farmer_id,
         product_id=product_id,
@@ -123,7 +125,7 @@ def get_contract(session: DbSession, contract_id: int) -> Contract:
     """The contract. Raises NotFound."""
     contract = session.get(Contract, contract_id)
     if contract is None:
-        raise NotFound(f"No contract {contract_id}.")
+        raise NotFound(_l("No contract %(contract_id)s.", contract_id=contract_id))
     return contract
 
 
@@ -135,14 +137,14 @@ def contract_for(session: DbSession, contract_id: int, user: Principal) -> Contr
     contract = get_contract(session, contract_id)
     if user.has_role(Role.ADMIN) or contract.farmer_id == user.id:
         return contract
-    raise NotFound(f"No contract {contract_id}.")
+    raise NotFound(_l("No contract %(contract_id)s.", contract_id=contract_id))
 
 
 def accept_contract(session: DbSession, contract_id: int, farmer: Principal) -> Contract:
     """The contract's farmer accepts a draft: it becomes active. Raises NotFound, Conflict."""
     contract = get_contract(session, contract_id)
     if contract.farmer_id != farmer.id:
-        raise NotFound(f"No contract {contract_id}.")
+        raise NotFound(_l("No contract %(contract_id)s.", contract_id=contract_id))
     accepted = session.execute(
         update(Contract)
         .where(Contract.id == contract_id, Contract.state == ContractState.DRAFT.value)
@@ -151,7 +153,12 @@ def accept_contract(session: DbSession, contract_id: int, farmer: Principal) -> 
     ).scalar()
     if accepted is None:
         session.refresh(contract)
-        raise Conflict(f"Only a draft contract can be accepted; this one is {contract.state}.")
+        raise Conflict(
+            _l(
+                "Only a draft contract can be accepted; this one is %(state)s.",
+                state=contract.state,
+            )
+        )
     session.refresh(contract)
     return contract
 
@@ -174,7 +181,7 @@ def terminate_contract(session: DbSession, contract_id: int, *, reason: str) -> 
     ).scalar()
     if ended is None:
         session.refresh(contract)
-        raise Conflict(f"A {contract.state} contract cannot be terminated.")
+        raise Conflict(_l("A %(state)s contract cannot be terminated.", state=contract.state))
     session.refresh(contract)
     return contract
 
@@ -201,24 +208,40 @@ def quote_delivery(
     NotFound, Conflict, NoMarketPrice, CommitmentExceeded."""
     contract = get_contract(session, contract_id)
     if contract.state != ContractState.ACTIVE.value:
-        raise Conflict(f"Deliveries need an active contract; this one is {contract.state}.")
+        raise Conflict(
+            _l("Deliveries need an active contract; this one is %(state)s.", state=contract.state)
+        )
     if not contract.starts_on <= delivered_on <= contract.ends_on:
         raise Conflict(
-            f"{delivered_on.isoformat()} is outside the contract "
-            f"({contract.starts_on.isoformat()} to {contract.ends_on.isoformat()})."
+            _l(
+                "%(delivered_on)s is outside the contract (%(starts_on)s to %(ends_on)s).",
+                delivered_on=delivered_on.isoformat(),
+                starts_on=contract.starts_on.isoformat(),
+                ends_on=contract.ends_on.isoformat(),
+            )
         )
     grade = grade or contract.grade
     price = price_in_force(session, product_id=contract.product_id, grade=grade, on=delivered_on)
     if price is None:
         raise NoMarketPrice(
-            f"No market price for product {contract.product_id} grade {grade!r} effective on "
-            f"or before {delivered_on.isoformat()}; record one first."
+            _l(
+                "No market price for product %(product_id)s grade %(grade)s effective on or "
+                "before %(delivered_on)s; record one first.",
+                product_id=contract.product_id,
+                grade=grade,
+                delivered_on=delivered_on.isoformat(),
+            )
         )
     remaining = contract.committed_kg * 1000 - contract.delivered_g
     if weight_g > remaining:
         raise CommitmentExceeded(
-            f"{weight_g} g would pass the committed {contract.committed_kg} kg; "
-            f"{remaining} g remain under this contract.",
+            _l(
+                "%(weight_g)s g would pass the committed %(committed_kg)s kg; %(remaining)s g "
+                "remain under this contract.",
+                weight_g=weight_g,
+                committed_kg=contract.committed_kg,
+                remaining=remaining,
+            ),
             remaining_g=remaining,
         )
     amount = delivery_amount_fen(
@@ -269,11 +292,21 @@ def record_delivery(
     if delivered_g is None:
         session.refresh(contract)
         if contract.state != ContractState.ACTIVE.value:
-            raise Conflict(f"Deliveries need an active contract; this one is {contract.state}.")
+            raise Conflict(
+                _l(
+                    "Deliveries need an active contract; this one is %(state)s.",
+                    state=contract.state,
+                )
+            )
         remaining = contract.committed_kg * 1000 - contract.delivered_g
         raise CommitmentExceeded(
-            f"{weight_g} g would pass the committed {contract.committed_kg} kg; "
-            f"{remaining} g remain under this contract.",
+            _l(
+                "%(weight_g)s g would pass the committed %(committed_kg)s kg; %(remaining)s g "
+                "remain under this contract.",
+                weight_g=weight_g,
+                committed_kg=contract.committed_kg,
+                remaining=remaining,
+            ),
             remaining_g=remaining,
         )
     session.execute(
@@ -324,15 +357,25 @@ def record_adjustment(
     ValidationFailed (zero amount, a delivery of another contract)."""
     contract = get_contract(session, contract_id)
     if amount_fen == 0:
-        raise ValidationFailed("An adjustment of zero changes nothing.", {"amount_fen": ["≠ 0"]})
+        raise ValidationFailed(
+            _l("An adjustment of zero changes nothing."), {"amount_fen": [N_("≠ 0")]}
+        )
     if contract.state == ContractState.DRAFT.value:
-        raise Conflict("A draft contract has nothing to adjust.")
+        raise Conflict(_l("A draft contract has nothing to adjust."))
     if delivery_id is not None:
         delivery = session.get(Delivery, delivery_id)
         if delivery is None or delivery.contract_id != contract_id:
             raise ValidationFailed(
-                "That delivery is not under this contract.",
-                {"delivery_id": [f"No delivery {delivery_id} under contract {contract_id}."]},
+                _l("That delivery is not under this contract."),
+                {
+                    "delivery_id": [
+                        gettext(
+                            "No delivery %(delivery_id)s under contract %(contract_id)s.",
+                            delivery_id=delivery_id,
+                            contract_id=contract_id,
+                        )
+                    ]
+                },
             )
     adjustment = Adjustment(
         contract_id=contract_id,

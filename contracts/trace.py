@@ -24,6 +24,7 @@ from shop.accounts.models import User
 from shop.catalog.models import Product, StockLot
 from shop.db import DbSession
 from shop.errors import NotFound
+from shop.i18n import _l
 
 
 def _origin(session: DbSession, lot_ids: list[int]) -> dict[int, dict[str, Any]]:
@@ -59,7 +60,7 @@ def trace(session: DbSession, code: str, *, tz_name: str) -> dict[str, Any]:
     before it is packed)."""
     task = fulfillment.packed_parcel(session, code)
     if task is None or task.packed_at is None:
-        raise NotFound(f"No packed parcel {code!r}.")
+        raise NotFound(_l("No packed parcel %(code)s.", code=code))
     drawn = fulfillment.task_lots(session, [task.id]).get(task.id, [])
     codes = [lot["code"] for lot in drawn]
     lot_rows = session.execute(

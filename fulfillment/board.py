@@ -22,6 +22,7 @@ from fulfillment.models import EarningEntry, PackingTask, TaskState, WorkshopMem
 from shop.accounts.models import User
 from shop.db import DbSession
 from shop.errors import ValidationFailed
+from shop.i18n import N_, _l
 
 MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
@@ -124,7 +125,7 @@ def month_range(month: str | None, tz_name: str, now: datetime) -> earnings.DayR
     else:
         match = MONTH.match(month)
         if match is None or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 2000:
-            raise ValidationFailed("Give the month as YYYY-MM.", {"month": ["YYYY-MM"]})
+            raise ValidationFailed(_l("Give the month as YYYY-MM."), {"month": [N_("YYYY-MM")]})
         year, number = int(match.group(1)), int(match.group(2))
     last = calendar.monthrange(year, number)[1]
     return earnings.DayRange(date(year, number, 1), date(year, number, last), tz)

@@ -24,6 +24,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
+from flask_babel import gettext
 from sqlalchemy import case, func, literal, select, update
 
 from fulfillment import earnings, rates, service, work_orders
@@ -39,6 +40,7 @@ from fulfillment.errors import (
 from fulfillment.models import PackingTask, TaskKind, TaskState, Workshop, WorkshopMember
 from shop.db import DbSession
 from shop.errors import Conflict, NotFound, ValidationFailed
+from shop.i18n import N_, _l
 from shop.orders import service as orders
 
 log = logging.getLogger(__name__)
@@ -112,9 +114,16 @@ def claim_next(
     me = memberships.get(workshop_id)
     if me is None:
         service.get_workshop(session, workshop_id)  # NotFound first: it exists or it does not
-        raise NotAMember(f"You are not a member of workshop {workshop_id}.")
+        raise NotAMember(
+            _l("You are not a member of workshop %(workshop_id)s.", workshop_id=workshop_id)
+        )
     if not me.active:
-        raise WorkshopInactive(f"Workshop {workshop_id} is closed; its tasks moved elsewhere.")
+        raise WorkshopInactive(
+            _l(
+                "Workshop %(workshop_id)s is closed; its tasks moved elsewhere.",
+                workshop_id=workshop_id,
+            )
+        )
     held = session.scalar(
         select(func.count(PackingTask.id)).where(
             PackingTask.state == TaskState.CLAIMED,
@@ -124,7 +133,7 @@ def claim_next(
     )
     if held is not None and held >= max_claims:
         raise AlreadyClaiming(
-            "Finish or release the task you hold before claiming another.", holding=held
+            _l("Finish or release the task you hold before claiming another."), holding=held
         )
     # The queue never waits for the beat task to return expired claims.
     expire_leases(session, now=now, workshop_id=workshop_id)
@@ -182,22 +191,34 @@ def _refuse_complete(
     Conflict if nothing is wrong any more)."""
     task = session.get(PackingTask, task_id, populate_existing=True)
     if task is None:
-        raise NotFound(f"No packing task {task_id}.")
+        raise NotFound(_l("No packing task %(task_id)s.", task_id=task_id))
     if task.state != TaskState.CLAIMED:
         if task.state == TaskState.PACKED and task.packed_by == user_id:
-            raise TaskNotClaimed(f"You already packed task {task_id}.")
-        raise TaskNotClaimed(f"Task {task_id} is {task.state}, not claimed by you.")
+            raise TaskNotClaimed(_l("You already packed task %(task_id)s.", task_id=task_id))
+        raise TaskNotClaimed(
+            _l(
+                "Task %(task_id)s is %(state)s, not claimed by you.",
+                task_id=task_id,
+                state=task.state,
+            )
+        )
     if task.claimed_by != user_id:
-        raise NotTheClaimer(f"Task {task_id} is claimed by someone else.")
+        raise NotTheClaimer(_l("Task %(task_id)s is claimed by someone else.", task_id=task_id))
     assert task.lease_expires_at is not None
     if task.lease_expires_at <= now:
         raise LeaseExpired(
-            f"Your claim on task {task_id} expired at {task.lease_expires_at.isoformat()}; "
-            "it went back to the queue."
+            _l(
+                "Your claim on task %(task_id)s expired at %(lease_expires_at)s; it went back to "
+                "the queue.",
+                task_id=task_id,
+                lease_expires_at=task.lease_expires_at.isoformat(),
+            )
         )
     if pieces_done is not None:
         _refuse_pieces(task, pieces_done)
-    raise Conflict(f"Task {task_id} changed while you completed it; try again.")
+    raise Conflict(
+        _l("Task %(task_id)s changed while you completed it; try again.", task_id=task_id)
+    )
 
 
 def _own_claim(task_id: int, user_id: int, now: datetime) -> Any:
@@ -299,12 +320,16 @@ def _refuse_pieces(task: PackingTask, pieces_done: int) -> None:
     """Why ``pieces_done`` cannot complete the task. Raises ValidationFailed."""
     if task.kind == TaskKind.PARCEL:
         raise ValidationFailed(
-            "A parcel is packed whole; `pieces_done` is for a batch.",
-            {"pieces_done": ["Only for a batch task."]},
+            _l("A parcel is packed whole; `pieces_done` is for a batch."),
+            {"pieces_done": [N_("Only for a batch task.")]},
         )
     raise ValidationFailed(
-        f"This batch has {task.pieces} pieces; {pieces_done} cannot be done.",
-        {"pieces_done": [f"At most {task.pieces}."]},
+        _l(
+            "This batch has %(pieces)s pieces; %(pieces_done)s cannot be done.",
+            pieces=task.pieces,
+            pieces_done=pieces_done,
+        ),
+        {"pieces_done": [gettext("At most %(pieces)s.", pieces=task.pieces)]},
     )
 
 
@@ -350,7 +375,10 @@ def extend(
     )
     if held is not None and held.lease_extended:
         raise LeaseAlreadyExtended(
-            f"The lease of task {task_id} was already renewed once; finish or release it."
+            _l(
+                "The lease of task %(task_id)s was already renewed once; finish or release it.",
+                task_id=task_id,
+            )
         )
     _refuse_complete(session, task_id, user_id=user_id, now=now)
     raise AssertionError("unreachable")  # _refuse_complete always raises

@@ -13,11 +13,13 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from flask_babel import gettext
 from sqlalchemy import select
 
 from fulfillment.models import EarningEntry, PackingTask, TaskKind, TaskState, Workshop
 from shop.db import DbSession
 from shop.errors import NotFound, ValidationFailed
+from shop.i18n import N_, _l
 
 #: the longest range one earnings or report request may cover
 MAX_RANGE_DAYS = 366
@@ -57,7 +59,7 @@ def record_correction(
     amount is added to what the original paid (negative to take back). Raises NotFound."""
     original = session.get(EarningEntry, entry_id)
     if original is None:
-        raise NotFound(f"No earnings entry {entry_id}.")
+        raise NotFound(_l("No earnings entry %(entry_id)s.", entry_id=entry_id))
     entry = EarningEntry(
         user_id=original.user_id,
         workshop_id=original.workshop_id,
@@ -89,11 +91,23 @@ class DayRange:
         last = last or (today if first is None else max(today, first))
         first = first or last - timedelta(days=29)
         if first > last:
-            raise ValidationFailed("`from` is after `to`.", {"from": ["Must not be after `to`."]})
+            raise ValidationFailed(
+                _l("`from` is after `to`."), {"from": [N_("Must not be after `to`.")]}
+            )
         if (last - first).days >= MAX_RANGE_DAYS:
             raise ValidationFailed(
-                f"Ask for at most {MAX_RANGE_DAYS} days at a time.",
-                {"to": [f"At most {MAX_RANGE_DAYS} days after `from`."]},
+                _l(
+                    "Ask for at most %(MAX_RANGE_DAYS)s days at a time.",
+                    MAX_RANGE_DAYS=MAX_RANGE_DAYS,
+                ),
+                {
+                    "to": [
+                        gettext(
+                            "At most %(MAX_RANGE_DAYS)s days after `from`.",
+                            MAX_RANGE_DAYS=MAX_RANGE_DAYS,
+                        )
+                    ]
+                },
             )
         return cls(first, last, tz)
 

@@ -16,6 +16,7 @@ from fulfillment.models import Workshop
 from shop.accounts.models import Role
 from shop.db import db
 from shop.errors import Forbidden
+from shop.i18n import _l
 from shop.web import page_blueprint
 from shop.web.auth import login_required, page_user
 from shop.web.format import parse_whole
@@ -63,13 +64,13 @@ def _led_workshop() -> Workshop:
     signed-in villager leads it. Raises Forbidden, NotAMember."""
     led = service.led_workshops(db.session, page_user().id)
     if not led:
-        raise Forbidden("Only a workshop's lead sees this page.")
+        raise Forbidden(_l("Only a workshop's lead sees this page."))
     asked = request.args.get("workshop")
     if asked is None:
         return led[0]
     workshop_id = parse_whole(asked)
     if workshop_id is None or workshop_id > 2**31 - 1:
-        raise Forbidden("Only a workshop's lead sees this page.")
+        raise Forbidden(_l("Only a workshop's lead sees this page."))
     return service.check_can_see_report(db.session, workshop_id, page_user())
 
 

@@ -30,6 +30,7 @@ from media.slips import qr_matrix
 from shop.accounts.models import Role
 from shop.db import db
 from shop.errors import Conflict, DomainError, NotFound, ValidationFailed
+from shop.i18n import _l
 from shop.orders import service as orders
 from shop.web import flash_message, flash_refusal, page_blueprint
 from shop.web.auth import login_required, page_user
@@ -221,7 +222,7 @@ def impact_page() -> Any:
     tz = ZoneInfo(current_app.config["SHOP_TIMEZONE"])
     year = parse_whole(request.args.get("year") or "") or clock.now().astimezone(tz).year
     if not 2000 <= year <= 2100:
-        raise ValidationFailed("Choose a year from 2000 to 2100.")
+        raise ValidationFailed(_l("Choose a year from 2000 to 2100."))
     report = impact.impact_report(db.session, year, current_app.config["SHOP_TIMEZONE"])
     return render_template("fulfillment/impact.html", report=report)
 
@@ -233,7 +234,7 @@ def impact_csv_page() -> Any:
     tz = ZoneInfo(current_app.config["SHOP_TIMEZONE"])
     year = parse_whole(request.args.get("year") or "") or clock.now().astimezone(tz).year
     if not 2000 <= year <= 2100:
-        raise ValidationFailed("Choose a year from 2000 to 2100.")
+        raise ValidationFailed(_l("Choose a year from 2000 to 2100."))
     report = impact.impact_report(db.session, year, current_app.config["SHOP_TIMEZONE"])
     return Response(
         impact.impact_csv(report),

@@ -31,6 +31,7 @@ from shop.catalog.models import StockLot
 from shop.core.sql import dialect_insert
 from shop.db import DbSession
 from shop.errors import NotFound
+from shop.i18n import _l
 from shop.orders import service as orders
 from shop.orders.models import OrderState
 
@@ -60,7 +61,7 @@ def get_workshop(session: DbSession, workshop_id: int) -> Workshop:
     """The workshop. Raises NotFound."""
     workshop = session.get(Workshop, workshop_id)
     if workshop is None:
-        raise NotFound(f"No workshop {workshop_id}.")
+        raise NotFound(_l("No workshop %(workshop_id)s.", workshop_id=workshop_id))
     return workshop
 
 
@@ -107,14 +108,20 @@ def add_member(session: DbSession, workshop_id: int, *, user_id: int, lead: bool
     get_workshop(session, workshop_id)
     user = accounts.get_user(session, user_id)
     if user is None:
-        raise NotFound(f"No user {user_id}.")
+        raise NotFound(_l("No user %(user_id)s.", user_id=user_id))
     if not user.has_role(Role.VILLAGER):
         raise NotAVillager(
-            f"User {user_id} does not hold the villager role.",
+            _l("User %(user_id)s does not hold the villager role.", user_id=user_id),
             {"user_id": ["The user must hold the villager role."]},
         )
     if session.get(WorkshopMember, (workshop_id, user_id)) is not None:
-        raise AlreadyMember(f"User {user_id} is already a member of workshop {workshop_id}.")
+        raise AlreadyMember(
+            _l(
+                "User %(user_id)s is already a member of workshop %(workshop_id)s.",
+                user_id=user_id,
+                workshop_id=workshop_id,
+            )
+        )
     member = WorkshopMember(workshop_id=workshop_id, user_id=user_id, lead=lead)
     session.add(member)
     session.flush()  # a racing duplicate fails here on the primary key
@@ -140,7 +147,13 @@ def _member(session: DbSession, workshop_id: int, user_id: int) -> WorkshopMembe
     get_workshop(session, workshop_id)
     member = membership(session, workshop_id, user_id)
     if member is None:
-        raise NotFound(f"User {user_id} is not a member of workshop {workshop_id}.")
+        raise NotFound(
+            _l(
+                "User %(user_id)s is not a member of workshop %(workshop_id)s.",
+                user_id=user_id,
+                workshop_id=workshop_id,
+            )
+        )
     return member
 
 
@@ -177,7 +190,9 @@ def check_can_see_workshop(session: DbSession, workshop_id: int, user: Principal
     if user.has_role(Role.ADMIN):
         return workshop
     if not user.has_role(Role.VILLAGER) or membership(session, workshop_id, user.id) is None:
-        raise NotAMember(f"You are not a member of workshop {workshop_id}.")
+        raise NotAMember(
+            _l("You are not a member of workshop %(workshop_id)s.", workshop_id=workshop_id)
+        )
     return workshop
 
 
@@ -188,7 +203,12 @@ def check_can_see_report(session: DbSession, workshop_id: int, user: Principal) 
         return workshop
     member = membership(session, workshop_id, user.id)
     if member is None or not member.lead or not user.has_role(Role.VILLAGER):
-        raise NotAMember(f"Only an admin or the lead of workshop {workshop_id} sees its report.")
+        raise NotAMember(
+            _l(
+                "Only an admin or the lead of workshop %(workshop_id)s sees its report.",
+                workshop_id=workshop_id,
+            )
+        )
     return workshop
 
 
@@ -199,7 +219,7 @@ def get_task(session: DbSession, task_id: int) -> PackingTask:
     """The packing task. Raises NotFound."""
     task = session.get(PackingTask, task_id)
     if task is None:
-        raise NotFound(f"No packing task {task_id}.")
+        raise NotFound(_l("No packing task %(task_id)s.", task_id=task_id))
     return task
 
 
@@ -212,7 +232,12 @@ def check_can_see_task(session: DbSession, task: PackingTask, user: Principal) -
             return
         if task.workshop_id is not None and membership(session, task.workshop_id, user.id):
             return
-    raise NotAMember(f"Packing task {task.id} belongs to a workshop you are not a member of.")
+    raise NotAMember(
+        _l(
+            "Packing task %(task_id)s belongs to a workshop you are not a member of.",
+            task_id=task.id,
+        )
+    )
 
 
 def list_tasks(session: DbSession, workshop_id: int, *, state: str | None) -> Any:

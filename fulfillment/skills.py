@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from flask_babel import gettext
 from sqlalchemy import func, select
 
 from fulfillment.earnings import DayRange
@@ -30,6 +31,7 @@ from fulfillment.service import get_workshop, membership
 from shop.accounts.models import Principal, Role
 from shop.db import DbSession, utcnow
 from shop.errors import Forbidden, NotFound, ValidationFailed
+from shop.i18n import _l
 
 
 def check_admin_or_lead(session: DbSession, workshop_id: int, user: Principal) -> Workshop:
@@ -39,7 +41,12 @@ def check_admin_or_lead(session: DbSession, workshop_id: int, user: Principal) -
         return workshop
     member = membership(session, workshop_id, user.id)
     if member is None or not member.lead or not user.has_role(Role.VILLAGER):
-        raise Forbidden(f"Only an admin or the lead of workshop {workshop_id} may do that.")
+        raise Forbidden(
+            _l(
+                "Only an admin or the lead of workshop %(workshop_id)s may do that.",
+                workshop_id=workshop_id,
+            )
+        )
     return workshop
 
 
@@ -47,7 +54,13 @@ def get_member(session: DbSession, workshop_id: int, user_id: int) -> WorkshopMe
     """The membership. Raises NotFound."""
     member = membership(session, workshop_id, user_id)
     if member is None:
-        raise NotFound(f"User {user_id} is not a member of workshop {workshop_id}.")
+        raise NotFound(
+            _l(
+                "User %(user_id)s is not a member of workshop %(workshop_id)s.",
+                user_id=user_id,
+                workshop_id=workshop_id,
+            )
+        )
     return member
 
 
@@ -65,7 +78,7 @@ def set_level(
     Forbidden (neither admin nor this workshop's lead; a lead's own level)."""
     check_admin_or_lead(session, workshop_id, by)
     if by.id == user_id and not by.has_role(Role.ADMIN):
-        raise Forbidden("A lead does not set their own level; an admin does.")
+        raise Forbidden(_l("A lead does not set their own level; an admin does."))
     member = get_member(session, workshop_id, user_id)
     column = "batch_level" if kind == TaskKind.BATCH else "parcel_level"
     before = getattr(member, column)
@@ -136,8 +149,12 @@ def record_training(
     strangers = [user_id for user_id in attendees if user_id not in members]
     if strangers:
         raise ValidationFailed(
-            f"Users {strangers} are not members of workshop {workshop_id}.",
-            {"attendee_ids": [f"Not members: {strangers}."]},
+            _l(
+                "Users %(strangers)s are not members of workshop %(workshop_id)s.",
+                strangers=strangers,
+                workshop_id=workshop_id,
+            ),
+            {"attendee_ids": [gettext("Not members: %(strangers)s.", strangers=strangers)]},
         )
     training = Training(
         workshop_id=workshop_id,
@@ -209,4 +226,6 @@ def check_member(session: DbSession, workshop_id: int, user: Principal) -> None:
     """Raises NotAMember unless ``user`` is an admin or works at the workshop."""
     if user.has_role(Role.ADMIN) or membership(session, workshop_id, user.id) is not None:
         return
-    raise NotAMember(f"You are not a member of workshop {workshop_id}.")
+    raise NotAMember(
+        _l("You are not a member of workshop %(workshop_id)s.", workshop_id=workshop_id)
+    )

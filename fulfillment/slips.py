@@ -6,6 +6,7 @@ from fulfillment.models import PackingTask, Workshop
 from media import slips
 from shop.db import DbSession
 from shop.errors import Conflict
+from shop.i18n import _l
 from shop.orders import service as orders
 
 
@@ -30,7 +31,12 @@ def task_slip(session: DbSession, task: PackingTask, *, base_url: str) -> slips.
     the parcel came from). Raises Conflict for a batch (it goes back to the partner, not
     to a buyer)."""
     if task.order_id is None:
-        raise Conflict(f"Task {task.id} is a batch of a work order; only parcels have slips.")
+        raise Conflict(
+            _l(
+                "Task %(task_id)s is a batch of a work order; only parcels have slips.",
+                task_id=task.id,
+            )
+        )
     order = orders.get_order(session, task.order_id)
     workshop = session.get(Workshop, task.workshop_id) if task.workshop_id else None
     return slips.PackingSlip(

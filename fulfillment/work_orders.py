@@ -21,6 +21,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from flask_babel import gettext
 from sqlalchemy import func, insert, select, update
 
 from fulfillment import rates
@@ -38,6 +39,7 @@ from fulfillment.models import (
 from fulfillment.service import get_workshop
 from shop.db import DbSession
 from shop.errors import NotFound, ValidationFailed
+from shop.i18n import _l
 
 #: one work order queues at most this many batches (a 10,000-piece order in batches of 1)
 MAX_BATCHES = 10_000
@@ -54,7 +56,7 @@ def get_partner(session: DbSession, partner_id: int) -> Partner:
     """The partner. Raises NotFound."""
     partner = session.get(Partner, partner_id)
     if partner is None:
-        raise NotFound(f"No partner {partner_id}.")
+        raise NotFound(_l("No partner %(partner_id)s.", partner_id=partner_id))
     return partner
 
 
@@ -94,17 +96,30 @@ def create_work_order(
     get_partner(session, partner_id)
     workshop = get_workshop(session, workshop_id)
     if not workshop.active:
-        raise WorkshopInactive(f"Workshop {workshop_id} is closed; it takes no work orders.")
+        raise WorkshopInactive(
+            _l(
+                "Workshop %(workshop_id)s is closed; it takes no work orders.",
+                workshop_id=workshop_id,
+            )
+        )
     if batch_pieces > pieces:
         raise ValidationFailed(
-            "A batch cannot hold more pieces than the order.",
-            {"batch_pieces": [f"At most {pieces} (the order's pieces)."]},
+            _l("A batch cannot hold more pieces than the order."),
+            {"batch_pieces": [gettext("At most %(pieces)s (the order's pieces).", pieces=pieces)]},
         )
     batches = -(-pieces // batch_pieces)
     if batches > MAX_BATCHES:
         raise ValidationFailed(
-            f"{batches} batches is more than one work order may queue ({MAX_BATCHES}).",
-            {"batch_pieces": [f"At least {-(-pieces // MAX_BATCHES)} pieces a batch."]},
+            _l(
+                "%(batches)s batches is more than one work order may queue (%(MAX_BATCHES)s).",
+                batches=batches,
+                MAX_BATCHES=MAX_BATCHES,
+            ),
+            {
+                "batch_pieces": [
+                    gettext("At least %(value)s pieces a batch.", value=-(-pieces // MAX_BATCHES))
+                ]
+            },
         )
     order = WorkOrder(
         partner_id=partner_id,
@@ -154,7 +169,7 @@ def get_work_order(session: DbSession, work_order_id: int) -> WorkOrder:
     """The work order. Raises NotFound."""
     order = session.get(WorkOrder, work_order_id)
     if order is None:
-        raise NotFound(f"No work order {work_order_id}.")
+        raise NotFound(_l("No work order %(work_order_id)s.", work_order_id=work_order_id))
     return order
 
 

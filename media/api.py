@@ -15,6 +15,7 @@ from shop.api import Blueprint
 from shop.auth import current_user, public, requires
 from shop.db import db
 from shop.errors import NotFound, ValidationFailed
+from shop.i18n import N_, _l
 
 blp = Blueprint("media", __name__, description="Images: upload, renditions, serving")
 
@@ -44,7 +45,9 @@ def upload(files: dict[str, Any]) -> Any:
     """
     upload = files["file"]
     if not isinstance(upload, FileStorage):
-        raise ValidationFailed("Send the image as a multipart file.", {"file": ["Not a file."]})
+        raise ValidationFailed(
+            _l("Send the image as a multipart file."), {"file": [N_("Not a file.")]}
+        )
     config = current_app.config
     media, created = service.upload(
         db.session,
@@ -73,7 +76,7 @@ def serve(key: str) -> Response:
     content_type = service.content_type_of(db.session, key)
     data = storage_from_config(current_app.config).get(key) if content_type else None
     if content_type is None or data is None:
-        raise NotFound("No such image.")
+        raise NotFound(_l("No such image."))
     response = Response(data, mimetype=content_type)
     response.headers["Cache-Control"] = IMMUTABLE
     response.headers["X-Content-Type-Options"] = "nosniff"

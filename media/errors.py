@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from shop.errors import DomainError
+from shop.i18n import N_
 
 
 class UnsupportedImage(DomainError):
@@ -13,7 +14,7 @@ class UnsupportedImage(DomainError):
 
     type = "image"
     status = 415
-    title = "Not a supported image"
+    title = N_("Not a supported image")
 
 
 class BadImage(DomainError):
@@ -22,7 +23,7 @@ class BadImage(DomainError):
 
     type = "image"
     status = 422
-    title = "The image cannot be used"
+    title = N_("The image cannot be used")
 
 
 class StorageFull(DomainError):
@@ -30,7 +31,7 @@ class StorageFull(DomainError):
 
     type = "insufficient-storage"
     status = 507
-    title = "No room to store the image"
+    title = N_("No room to store the image")
 
 
 class StorageUnavailable(DomainError):
@@ -38,5 +39,5 @@ class StorageUnavailable(DomainError):
 
     type = "unavailable"
     status = 503
-    title = "Image storage unavailable"
+    title = N_("Image storage unavailable")
     headers: ClassVar[dict[str, str]] = {"Retry-After": "30"}

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from media.errors import BadImage, UnsupportedImage
+from shop.i18n import Words, _l
 
 log = logging.getLogger(__name__)
 
@@ -68,31 +69,31 @@ class Encoded:
     content_type: str
 
 
-def _what_is_it(data: bytes) -> str:
+def _what_is_it(data: bytes) -> Words:
     head = data[:512].lstrip()
     for signature, name in _KNOWN_OTHERS:
         if data.startswith(signature):
-            return f"a {name} image"
+            return _l("a %(name)s image", name=name)
     if head.startswith((b"<?xml", b"<svg", b"<!DOCTYPE", b"<html")):
-        return "an SVG or other markup"
-    return "not a JPEG, PNG or WebP image"
+        return _l("an SVG or other markup")
+    return _l("not a JPEG, PNG or WebP image")
 
 
 def _open(data: bytes) -> Image.Image:
     """Read the header only (Pillow decodes lazily)."""
     if not data:
-        raise UnsupportedImage("The file is empty.")
+        raise UnsupportedImage(_l("The file is empty."))
     try:
         return Image.open(io.BytesIO(data), formats=list(ACCEPTED))
     except UnidentifiedImageError:
         raise UnsupportedImage(
-            f"The file is {_what_is_it(data)}; send a JPEG, PNG or WebP image."
+            _l("The file is %(kind)s; send a JPEG, PNG or WebP image.", kind=_what_is_it(data))
         ) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise BadImage("The image has too many pixels.") from None
+        raise BadImage(_l("The image has too many pixels.")) from None
     except Exception as error:  # hostile headers make Pillow raise many kinds of errors
         log.info("refused an image header: %r", error)
-        raise BadImage("The image header is broken.") from None
+        raise BadImage(_l("The image header is broken.")) from None
 
 
 def decode(data: bytes, *, max_pixels: int) -> tuple[Image.Image, str]:
@@ -104,10 +105,15 @@ def decode(data: bytes, *, max_pixels: int) -> tuple[Image.Image, str]:
     probe = _open(data)
     width, height = probe.size
     if width < 1 or height < 1:
-        raise BadImage("The image has no pixels.")
+        raise BadImage(_l("The image has no pixels."))
     if width * height > max_pixels:
         raise BadImage(
-            f"The image is {width}×{height} pixels; the limit is {max_pixels:,} pixels.",
+            _l(
+                "The image is %(width)s×%(height)s pixels; the limit is %(max_pixels)s pixels.",
+                width=width,
+                height=height,
+                max_pixels=format(max_pixels, ","),
+            ),
             width=width,
             height=height,
             max_pixels=max_pixels,
@@ -118,10 +124,12 @@ def decode(data: bytes, *, max_pixels: int) -> tuple[Image.Image, str]:
         image = Image.open(io.BytesIO(data), formats=[format_])
         image.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise BadImage("The image has too many pixels.") from None
+        raise BadImage(_l("The image has too many pixels.")) from None
     except Exception as error:  # truncated or corrupt data: OSError, SyntaxError, ValueError…
         log.info("refused a broken %s: %r", format_, error)
-        raise BadImage(f"The {format_} image is broken or truncated.") from None
+        raise BadImage(
+            _l("The %(format_)s image is broken or truncated.", format_=format_)
+        ) from None
     return image, format_
 
 
@@ -188,7 +196,9 @@ def clean(data: bytes, *, max_pixels: int) -> CleanImage:
         pixels = _to_srgb(image)
     except Exception as error:  # broken EXIF or pixel data Pillow cannot convert
         log.info("refused an image while normalising it: %r", error)
-        raise BadImage(f"The {format_} image cannot be read (broken metadata or pixels).") from None
+        raise BadImage(
+            _l("The %(format_)s image cannot be read (broken metadata or pixels).", format_=format_)
+        ) from None
     del image  # let the decoded pixels go before the next copy
     pixels = _bare(pixels)
     if format_ == "JPEG" and pixels.mode != "RGB":

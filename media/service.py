@@ -15,6 +15,7 @@ from media.models import Media, MediaRendition
 from media.storage import Storage, is_key
 from shop.db import DbSession
 from shop.errors import NotFound
+from shop.i18n import _l
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ def get_media(session: DbSession, media_id: int) -> Media:
     """The media record. Raises NotFound."""
     media = session.get(Media, media_id)
     if media is None:
-        raise NotFound(f"No media {media_id}.")
+        raise NotFound(_l("No media %(media_id)s.", media_id=media_id))
     return media
 
 
@@ -129,7 +130,9 @@ def render(
     media = get_media(session, media_id)
     original = storage.get(media.sha256)
     if original is None:
-        raise NotFound(f"The original of media {media_id} is missing from storage.")
+        raise NotFound(
+            _l("The original of media %(media_id)s is missing from storage.", media_id=media_id)
+        )
     wanted = dict(images.RENDITION_SIZES if sizes is None else sizes)
     rendered = _renditions(images.open_stored(original), wanted)
     by_name = {r.name: r for r in media.renditions}

@@ -12,7 +12,7 @@ from flask import Flask
 from flask_migrate import Migrate
 
 from shop import config as config_module
-from shop import errors
+from shop import errors, i18n
 from shop.api import OPENAPI_CONFIG, Api, install_converters
 from shop.celery_app import init_celery
 from shop.db import bound_replies, db, engine_options, ping_idle_connections, reply_timeout_s
@@ -125,6 +125,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     os.makedirs(app.instance_path, exist_ok=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
+    i18n.init_app(app)
     db.init_app(app)
     if not config["DATABASE_URL"].startswith("sqlite"):
         with app.app_context():

@@ -18,6 +18,7 @@ from shop.accounts.models import Caller
 from shop.accounts.token_cache import token_cache
 from shop.db import db
 from shop.errors import Forbidden, Unauthorized
+from shop.i18n import _l
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -66,9 +67,11 @@ def requires(*roles: str) -> Callable[[F], F]:
             token = bearer_token()
             user = _caller(token) if token else None
             if user is None:
-                raise Unauthorized("Sign in: send `Authorization: Bearer <token>`.")
+                raise Unauthorized(_l("Sign in: send `Authorization: Bearer <token>`."))
             if roles and not user.has_role(*roles):
-                raise Forbidden(f"This needs one of the roles: {', '.join(roles)}.")
+                raise Forbidden(
+                    _l("This needs one of the roles: %(roles)s.", roles=", ".join(roles))
+                )
             g.user = user
             return view(*args, **kwargs)
 

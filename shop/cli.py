@@ -21,6 +21,7 @@ from shop.core import events as domain_events
 from shop.core.beat import start_embedded_beat
 from shop.db import db
 from shop.errors import DomainError
+from shop.i18n import _l
 
 
 def _create_app() -> Flask:
@@ -78,7 +79,7 @@ def create_user(
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     if not password:
-        raise click.UsageError("Give --password or --password-stdin.")
+        raise click.UsageError(_l("Give --password or --password-stdin."))
     try:
         user = accounts.create_user(
             db.session,

@@ -14,6 +14,7 @@ from flask import Flask, send_from_directory
 
 from shop.auth import public
 from shop.errors import NotFound
+from shop.i18n import _l
 
 #: the only files the page loads
 SWAGGER_UI_FILES = frozenset({"swagger-ui.css", "swagger-ui-bundle.js"})
@@ -42,5 +43,5 @@ def register_docs(app: Flask) -> None:
     @public
     def api_docs_file(filename: str) -> Any:
         if filename not in SWAGGER_UI_FILES:
-            raise NotFound("No such file.")
+            raise NotFound(_l("No such file."))
         return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename, max_age=86400)

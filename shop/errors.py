@@ -6,9 +6,12 @@ import logging
 from typing import Any, ClassVar
 
 from flask import Flask, Response, json
+from flask_babel import gettext
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
+
+from shop.i18n import N_, Words, translate_errors
 
 log = logging.getLogger(__name__)
 
@@ -20,21 +23,26 @@ class DomainError(Exception):
 
     type: ClassVar[str] = "error"
     status: ClassVar[int] = 400
-    title: ClassVar[str] = "Request refused"
+    title: ClassVar[str] = N_("Request refused")
     headers: ClassVar[dict[str, str]] = {}
 
-    def __init__(self, detail: str | None = None, **extra: Any) -> None:
-        super().__init__(detail or self.title)
-        self.detail = detail or self.title
+    def __init__(self, detail: Words | None = None, **extra: Any) -> None:
+        super().__init__(str(detail or self.title))
+        self._detail = detail
         self.extra = extra
+
+    @property
+    def detail(self) -> str:
+        """The rule's words in the reader's language (the request's locale)."""
+        return str(self._detail) if self._detail else gettext(self.title)
 
 
 class ValidationFailed(DomainError):
     type = "validation"
     status = 422
-    title = "The request is not valid"
+    title = N_("The request is not valid")
 
-    def __init__(self, detail: str | None = None, errors: dict[str, list[str]] | None = None):
+    def __init__(self, detail: Words | None = None, errors: dict[str, list[str]] | None = None):
         super().__init__(detail, errors=errors or {})
 
 
@@ -43,45 +51,45 @@ class Malformed(DomainError):
 
     type = "malformed"
     status = 400
-    title = "Malformed request body"
+    title = N_("Malformed request body")
 
 
 class Unauthorized(DomainError):
     type = "unauthorized"
     status = 401
-    title = "Authentication required"
+    title = N_("Authentication required")
 
 
 class Forbidden(DomainError):
     type = "forbidden"
     status = 403
-    title = "Not allowed"
+    title = N_("Not allowed")
 
 
 class NotFound(DomainError):
     type = "not-found"
     status = 404
-    title = "Not found"
+    title = N_("Not found")
 
 
 class Conflict(DomainError):
     type = "conflict"
     status = 409
-    title = "Conflict with the current state"
+    title = N_("Conflict with the current state")
 
 
 class OutOfStock(DomainError):
     type = "out-of-stock"
     status = 409
-    title = "Not enough stock"
+    title = N_("Not enough stock")
 
 
 class RateLimited(DomainError):
     type = "rate-limited"
     status = 429
-    title = "Too many requests"
+    title = N_("Too many requests")
 
-    def __init__(self, detail: str | None = None, *, retry_after_s: int = 60) -> None:
+    def __init__(self, detail: Words | None = None, *, retry_after_s: int = 60) -> None:
         super().__init__(detail)
         self.retry_after_s = max(1, retry_after_s)
         # per instance: how long depends on the limit that was hit
@@ -93,7 +101,7 @@ class Unavailable(DomainError):
 
     type = "unavailable"
     status = 503
-    title = "Service unavailable"
+    title = N_("Service unavailable")
     headers: ClassVar[dict[str, str]] = {"Retry-After": "5"}
 
 
@@ -158,8 +166,11 @@ def _abandon_transaction() -> None:
 
 def handle_domain_error(error: DomainError) -> Response:
     _abandon_transaction()
+    extra = dict(error.extra)
+    if isinstance(extra.get("errors"), dict):
+        extra["errors"] = translate_errors(extra["errors"])
     return problem(
-        error.status, error.type, error.title, error.detail, dict(error.headers), **error.extra
+        error.status, error.type, gettext(error.title), error.detail, dict(error.headers), **extra
     )
 
 
@@ -172,17 +183,22 @@ def handle_http_exception(error: HTTPException) -> Response:
     if status == 405 and error.valid_methods:  # type: ignore[attr-defined]
         headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
     if status == 400 and messages and "json" in messages and _is_bad_json(messages["json"]):
-        return problem(400, "malformed", "Malformed JSON", "The request body is not valid JSON.")
+        return problem(
+            400,
+            "malformed",
+            gettext("Malformed JSON"),
+            gettext("The request body is not valid JSON."),
+        )
     if status == 422 and messages:
         return problem(
             422,
             "validation",
-            "The request is not valid",
-            "Some fields are missing or invalid; see `errors`.",
-            errors=_flatten_webargs(messages),
+            gettext("The request is not valid"),
+            gettext("Some fields are missing or invalid; see `errors`."),
+            errors=translate_errors(_flatten_webargs(messages)),
         )
-    title = error.name
-    detail = data.get("message") or error.description or title
+    title = gettext(error.name)
+    detail = gettext(str(data.get("message") or error.description or error.name))
     return problem(status, HTTP_TYPES.get(status, "error"), title, detail, headers)
 
 
@@ -202,17 +218,17 @@ def database_unavailable(error: Exception) -> str | None:
 
     if isinstance(error, PoolTimeout):
         log.warning("database pool exhausted: %s", error)
-        return "Too busy to reach the database; nothing was changed. Retry in a moment."
+        return gettext("Too busy to reach the database; nothing was changed. Retry in a moment.")
     if not isinstance(error, DBAPIError) or not is_unavailable(error):
         return None
     if commit_outcome_unknown(db.session):
         log.warning("database failed during COMMIT, outcome unknown: %s", error.orig)
-        return (
+        return gettext(
             "The database stopped answering while saving: it is unknown whether the "
             "change was saved. Retry the request; a retry is safe."
         )
     log.warning("database unavailable: %s", error.orig)
-    return "The database did not answer; nothing was changed. Retry in a moment."
+    return gettext("The database did not answer; nothing was changed. Retry in a moment.")
 
 
 def handle_database_error(error: DBAPIError | PoolTimeout) -> Response:
@@ -229,14 +245,20 @@ def handle_database_error(error: DBAPIError | PoolTimeout) -> Response:
 
 def _unavailable(detail: str) -> Response:
     return problem(
-        Unavailable.status, Unavailable.type, Unavailable.title, detail, {"Retry-After": "1"}
+        Unavailable.status,
+        Unavailable.type,
+        gettext(Unavailable.title),
+        detail,
+        {"Retry-After": "1"},
     )
 
 
 def handle_unexpected(error: Exception) -> Response:
     log.exception("unhandled error")
     _abandon_transaction()
-    return problem(500, "internal", "Internal error", "Something went wrong on our side.")
+    return problem(
+        500, "internal", gettext("Internal error"), gettext("Something went wrong on our side.")
+    )
 
 
 def register(app: Flask) -> None:

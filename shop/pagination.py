@@ -9,6 +9,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from shop.db import DbSession
 from shop.errors import ValidationFailed
+from shop.i18n import N_, _l
 from shop.inputs import integer_bounds
 
 
@@ -34,7 +35,8 @@ def paginate(
                 raise ValueError(cursor)
         except ValueError:
             raise ValidationFailed(
-                "The cursor is not one this server gave out.", {"cursor": ["Invalid cursor."]}
+                _l("The cursor is not one this server gave out."),
+                {"cursor": [N_("Invalid cursor.")]},
             ) from None
         stmt = stmt.where(key < after if descending else key > after)
     stmt = stmt.order_by(key.desc() if descending else key.asc()).limit(limit + 1)

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 from flask import current_app, request
 
 from shop.errors import Malformed, NotFound, ValidationFailed
+from shop.i18n import _l
 
 #: Deeper than any request we accept (an order is 3 levels) or any Stripe event (about 8).
 MAX_JSON_DEPTH = 64
@@ -63,11 +64,16 @@ def json_depth(data: bytes) -> int:
 def loads_json(data: bytes) -> Any:
     """Parse a JSON body whose depth is bounded. Raises Malformed."""
     if json_depth(data) > MAX_JSON_DEPTH:
-        raise Malformed(f"The JSON is nested deeper than {MAX_JSON_DEPTH} levels.")
+        raise Malformed(
+            _l(
+                "The JSON is nested deeper than %(MAX_JSON_DEPTH)s levels.",
+                MAX_JSON_DEPTH=MAX_JSON_DEPTH,
+            )
+        )
     try:
         return json.loads(data)
     except (ValueError, RecursionError):  # JSONDecodeError, bad UTF-8, a 5,000-digit number
-        raise Malformed("The request body is not valid JSON.") from None
+        raise Malformed(_l("The request body is not valid JSON.")) from None
 
 
 def unstorable_field(value: Any, path: str = "") -> tuple[str, str] | None:
@@ -100,7 +106,7 @@ def _problem(char: str) -> str:
 def refuse_unreadable_input() -> None:
     """The before-request hook of every endpoint (see the module docstring)."""
     if "\x00" in request.path:
-        raise NotFound("No such resource.")
+        raise NotFound(_l("No such resource."))
     sources: list[Any] = [request.args.to_dict(flat=False)]
     if request.mimetype in ("multipart/form-data", "application/x-www-form-urlencoded"):
         sources.append(request.form.to_dict(flat=False))
@@ -108,7 +114,12 @@ def refuse_unreadable_input() -> None:
     if request.is_json and not getattr(view, "_shanhuo_raw_body", False):
         data = request.get_data(cache=True)
         if json_depth(data) > MAX_JSON_DEPTH:
-            raise Malformed(f"The JSON is nested deeper than {MAX_JSON_DEPTH} levels.")
+            raise Malformed(
+                _l(
+                    "The JSON is nested deeper than %(MAX_JSON_DEPTH)s levels.",
+                    MAX_JSON_DEPTH=MAX_JSON_DEPTH,
+                )
+            )
         if _SUSPECT.search(data):
             sources.append(loads_json(data))
     for source in sources:
@@ -116,6 +127,6 @@ def refuse_unreadable_input() -> None:
         if found is not None:
             field, problem = found
             raise ValidationFailed(
-                "Text may not contain NUL characters or lone surrogates.",
+                _l("Text may not contain NUL characters or lone surrogates."),
                 {field or "_schema": [problem]},
             )

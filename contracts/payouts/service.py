@@ -31,6 +31,7 @@ from contracts.models import (
 from contracts.payouts.providers import TransferRequest
 from shop.db import DbSession
 from shop.errors import NotFound
+from shop.i18n import _l
 
 NO_ACCOUNT = "No payout account: the operator must add the farmer's Stripe account."
 #: An arbitrary constant: the PostgreSQL advisory lock that serializes payout runs.
@@ -180,7 +181,7 @@ def claim_payout(
     """
     payout = session.get(Payout, payout_id)
     if payout is None:
-        raise NotFound(f"No payout {payout_id}.")
+        raise NotFound(_l("No payout %(payout_id)s.", payout_id=payout_id))
     account = _accounts(session, [payout.farmer_id]).get(payout.farmer_id)
     if account is None:
         if payout.state == PayoutState.PENDING.value:

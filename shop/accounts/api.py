@@ -25,6 +25,7 @@ from shop.api import Blueprint
 from shop.auth import bearer_token, current_user, public, requires
 from shop.db import db
 from shop.errors import RateLimited
+from shop.i18n import _l
 from shop.proxy import client_address
 from shop.ratelimit import RateLimiter
 
@@ -117,7 +118,7 @@ def check_registration_rate() -> None:
     window = current_app.config["REGISTER_RATE_WINDOW_S"]
     if not _limiter().hit(f"register:{client_address()}", limit, window):
         raise RateLimited(
-            "Too many new accounts from this address; try again later.",
+            _l("Too many new accounts from this address; try again later."),
             retry_after_s=math.ceil(window - time.time() % window),
         )
 

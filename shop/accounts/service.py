@@ -7,6 +7,7 @@ import secrets
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
+from flask_babel import gettext
 from sqlalchemy import bindparam, select, update
 
 from shop.accounts import token_cache
@@ -14,12 +15,13 @@ from shop.accounts.models import ApiToken, Caller, Role, User, UserRole
 from shop.accounts.passwords import MIN_LENGTH, dummy_hash, hash_password, verify_password
 from shop.db import DbSession, reads_outside_transaction, utcnow
 from shop.errors import Conflict, DomainError, NotFound, ValidationFailed
+from shop.i18n import N_, _l
 
 
 class BadCredentials(DomainError):
     type = "unauthorized"
     status = 401
-    title = "Wrong email or password"
+    title = N_("Wrong email or password")
 
 
 class WrongPassword(DomainError):
@@ -27,7 +29,7 @@ class WrongPassword(DomainError):
 
     type = "forbidden"
     status = 403
-    title = "The current password is wrong"
+    title = N_("The current password is wrong")
 
 
 def normalize_email(email: str) -> str:
@@ -53,7 +55,7 @@ def create_user(
     _check_length(password, "password")
     email = normalize_email(email)
     if session.scalar(select(User.id).where(User.email == email)) is not None:
-        raise Conflict("An account with this email already exists.")
+        raise Conflict(_l("An account with this email already exists."))
     user = User(
         email=email,
         display_name=display_name.strip(),
@@ -69,8 +71,8 @@ def create_user(
 def _check_length(password: str, field: str) -> None:
     if len(password) < MIN_LENGTH:
         raise ValidationFailed(
-            f"The password must be at least {MIN_LENGTH} characters.",
-            {field: [f"At least {MIN_LENGTH} characters."]},
+            _l("The password must be at least %(MIN_LENGTH)s characters.", MIN_LENGTH=MIN_LENGTH),
+            {field: [gettext("At least %(MIN_LENGTH)s characters.", MIN_LENGTH=MIN_LENGTH)]},
         )
 
 
@@ -189,7 +191,7 @@ def change_password(
     Raises ValidationFailed (too short), WrongPassword (the current password is wrong)."""
     check_new_password(new_password)
     if not verify_password(current_password, user.password_hash):
-        raise WrongPassword("The current password is not right.")
+        raise WrongPassword(_l("The current password is not right."))
     user.password_hash = hash_password(new_password, n=scrypt_n)
     sign_out_everywhere(session, user)
 
@@ -198,7 +200,7 @@ def change_password(
 
 
 class CannotChangeSelf(Conflict):
-    title = "An operator cannot lock themselves out"
+    title = N_("An operator cannot lock themselves out")
 
 
 def list_users(session: DbSession, *, role: str | None = None, limit: int = 200) -> list[User]:
@@ -213,8 +215,11 @@ def _check_roles(roles: set[str]) -> None:
     unknown = roles - {r.value for r in Role}
     if unknown or not roles:
         raise ValidationFailed(
-            "Roles must be some of admin, streamer, buyer, villager, farmer.",
-            {"roles": [f"Unknown role: {r}" for r in sorted(unknown)] or ["At least one role."]},
+            _l("Roles must be some of admin, streamer, buyer, villager, farmer."),
+            {
+                "roles": [gettext("Unknown role: %(r)s", r=r) for r in sorted(unknown)]
+                or [N_("At least one role.")]
+            },
         )
 
 
@@ -225,7 +230,7 @@ def set_roles(session: DbSession, user_id: int, roles: Iterable[str], *, actor_i
     wanted = set(roles)
     _check_roles(wanted)
     if user.id == actor_id and Role.ADMIN.value not in wanted:
-        raise CannotChangeSelf("You cannot take the admin role from yourself.")
+        raise CannotChangeSelf(_l("You cannot take the admin role from yourself."))
     user.role_rows = [row for row in user.role_rows if row.role in wanted] + [
         UserRole(role=role) for role in sorted(wanted - set(user.roles))
     ]
@@ -240,7 +245,7 @@ def deactivate_user(session: DbSession, user_id: int, *, actor_id: int) -> User:
     they did (orders, deliveries, earnings) stays. Raises NotFound, CannotChangeSelf."""
     user = _existing_user(session, user_id)
     if user.id == actor_id:
-        raise CannotChangeSelf("You cannot deactivate yourself.")
+        raise CannotChangeSelf(_l("You cannot deactivate yourself."))
     user.active = False
     sign_out_everywhere(session, user)
     return user
@@ -249,5 +254,5 @@ def deactivate_user(session: DbSession, user_id: int, *, actor_id: int) -> User:
 def _existing_user(session: DbSession, user_id: int) -> User:
     user = session.get(User, user_id)
     if user is None:
-        raise NotFound(f"No user {user_id}.")
+        raise NotFound(_l("No user %(user_id)s.", user_id=user_id))
     return user

@@ -35,6 +35,7 @@ from typing import Any
 
 from shop.accounts.service import normalize_email
 from shop.errors import RateLimited
+from shop.i18n import _l
 from shop.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ def begin_sign_in(
         limiter.add(address_key, -1, rules.window_s)
         wait = rules.window_s - now % rules.window_s
         raise RateLimited(
-            "Too many failed sign-ins from this address; try again later.",
+            _l("Too many failed sign-ins from this address; try again later."),
             retry_after_s=math.ceil(wait),
         )
     if failures == rules.address_failures:
@@ -122,7 +123,7 @@ def begin_sign_in(
     if wait > 0:
         limiter.add(address_key, -1, rules.window_s)  # refused here: not a failure
         raise RateLimited(
-            "Too many failed sign-ins for this account; wait a moment and try again.",
+            _l("Too many failed sign-ins for this account; wait a moment and try again."),
             retry_after_s=math.ceil(wait),
         )
     return SignInAttempt(limiter, rules, now, address_key, account_key, gate, pair_key)

@@ -24,6 +24,7 @@ from shop.catalog.models import Product
 from shop.catalog.service import get_product, product_to_change
 from shop.db import Base, DbSession, utcnow
 from shop.errors import NotFound, ValidationFailed
+from shop.i18n import N_, _l
 
 
 class ProductImage(Base):
@@ -48,7 +49,8 @@ def attach_image(session: DbSession, product_id: int, media_id: int) -> ProductI
         media_service.get_media(session, media_id)
     except NotFound:
         raise ValidationFailed(
-            f"No media {media_id}; upload it first.", {"media_id": ["Unknown media."]}
+            _l("No media %(media_id)s; upload it first.", media_id=media_id),
+            {"media_id": [N_("Unknown media.")]},
         ) from None
     existing = session.scalar(
         select(ProductImage).where(

@@ -14,11 +14,13 @@ import secrets
 from collections.abc import Mapping
 from datetime import datetime
 
+from flask_babel import gettext
 from sqlalchemy import select, update
 
 from shop.catalog.models import StockLot
 from shop.db import DbSession
 from shop.errors import ValidationFailed
+from shop.i18n import N_, _l
 
 #: no 0/O, 1/I/L: codes are read off paper and typed on phones
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -57,15 +59,26 @@ def receive(
     lot, a lot of another product, not a positive number of units)."""
     lot = get_lot(session, code)
     if lot is None:
-        raise ValidationFailed(f"No lot {code!r}.", {"lot_code": ["No lot has this code."]})
+        raise ValidationFailed(
+            _l("No lot %(code)s.", code=code), {"lot_code": [N_("No lot has this code.")]}
+        )
     if lot.product_id != product_id:
         raise ValidationFailed(
-            f"Lot {lot.code} is of product {lot.product_id}, not {product_id}.",
-            {"lot_code": [f"This lot is of product {lot.product_id}."]},
+            _l(
+                "Lot %(code)s is of product %(product_id)s, not %(product_id2)s.",
+                code=lot.code,
+                product_id=lot.product_id,
+                product_id2=product_id,
+            ),
+            {
+                "lot_code": [
+                    gettext("This lot is of product %(product_id)s.", product_id=lot.product_id)
+                ]
+            },
         )
     if units <= 0:
         raise ValidationFailed(
-            "A lot is received with a positive delta.", {"delta": ["Must be positive."]}
+            _l("A lot is received with a positive delta."), {"delta": [N_("Must be positive.")]}
         )
     session.execute(
         update(StockLot)

@@ -11,6 +11,7 @@ from shop.catalog import lots
 from shop.catalog.models import Product, StockMovement
 from shop.db import DbSession, utcnow
 from shop.errors import Conflict, Forbidden, NotFound, OutOfStock
+from shop.i18n import _l
 
 EDITABLE = ("name", "price_fen", "packing_rate_fen")
 
@@ -19,7 +20,7 @@ def create_product(session: DbSession, *, owner_id: int | None = None, **fields:
     """Create a product owned by ``owner_id`` (None: a house product). Raises Conflict on
     a duplicate sku."""
     if session.scalar(select(Product.id).where(Product.sku == fields["sku"])) is not None:
-        raise Conflict(f"A product with sku {fields['sku']!r} already exists.")
+        raise Conflict(_l("A product with sku %(sku)s already exists.", sku=fields["sku"]))
     product = Product(owner_id=owner_id, **fields)
     session.add(product)
     session.flush()  # the caller needs the id; a racing duplicate fails here on UNIQUE
@@ -30,7 +31,7 @@ def get_product(session: DbSession, product_id: int) -> Product:
     """The product. Raises NotFound."""
     product = session.get(Product, product_id)
     if product is None:
-        raise NotFound(f"No product {product_id}.")
+        raise NotFound(_l("No product %(product_id)s.", product_id=product_id))
     return product
 
 
@@ -38,7 +39,7 @@ def get_product_by_sku(session: DbSession, sku: str) -> Product:
     """The product with this sku. Raises NotFound."""
     product = session.scalar(select(Product).where(Product.sku == sku))
     if product is None:
-        raise NotFound(f"No product with sku {sku!r}.")
+        raise NotFound(_l("No product with sku %(sku)s.", sku=sku))
     return product
 
 
@@ -46,7 +47,7 @@ def check_can_set_packing_rate(user: Principal, fields: dict[str, Any]) -> None:
     """A packing rate is a villager's wage: only an admin sets it, to any value (even the
     default). Raises Forbidden."""
     if "packing_rate_fen" in fields and not user.has_role(Role.ADMIN):
-        raise Forbidden("Only an admin sets a packing rate: it is the villagers' wage.")
+        raise Forbidden(_l("Only an admin sets a packing rate: it is the villagers' wage."))
 
 
 def create_product_by(
@@ -69,7 +70,10 @@ def product_to_change(session: DbSession, product_id: int, user: Principal) -> P
     product = get_product(session, product_id)
     if not user.has_role(Role.ADMIN) and product.owner_id != user.id:
         raise Forbidden(
-            f"Only an admin or the streamer who owns product {product_id} may change it."
+            _l(
+                "Only an admin or the streamer who owns product %(product_id)s may change it.",
+                product_id=product_id,
+            )
         )
     return product
 
@@ -77,7 +81,9 @@ def product_to_change(session: DbSession, product_id: int, user: Principal) -> P
 def check_can_list(product: Product, streamer_id: int) -> None:
     """A streamer lists their own products and house products. Raises Forbidden."""
     if product.owner_id is not None and product.owner_id != streamer_id:
-        raise Forbidden(f"Product {product.id} belongs to another streamer.")
+        raise Forbidden(
+            _l("Product %(product_id)s belongs to another streamer.", product_id=product.id)
+        )
 
 
 def listable_products(session: DbSession, streamer_id: int, *, limit: int) -> list[Product]:
@@ -123,7 +129,9 @@ def take_stock(session: DbSession, product_id: int, qty: int) -> int:
     ).scalar()
     if left is None:
         product = get_product(session, product_id)
-        raise OutOfStock(f"Only {product.stock} of {product.name} left.")
+        raise OutOfStock(
+            _l("Only %(stock)s of %(product)s left.", stock=product.stock, product=product.name)
+        )
     return left
 
 
@@ -136,7 +144,7 @@ def put_back_stock(session: DbSession, product_id: int, qty: int) -> int:
         .returning(Product.stock)
     ).scalar()
     if left is None:
-        raise NotFound(f"No product {product_id}.")
+        raise NotFound(_l("No product %(product_id)s.", product_id=product_id))
     return left
 
 

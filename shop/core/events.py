@@ -42,6 +42,7 @@ from shop.core.models import OutboxEvent, OutboxState
 from shop.core.transaction import unit_of_work
 from shop.db import DbSession, db, utcnow
 from shop.errors import Conflict, NotFound
+from shop.i18n import _l
 
 log = logging.getLogger(__name__)
 
@@ -316,9 +317,11 @@ def retry_dead(session: DbSession, outbox_id: int) -> OutboxEvent:
     Raises NotFound, or Conflict when it is not dead."""
     row = session.get(OutboxEvent, outbox_id, with_for_update=True)
     if row is None:
-        raise NotFound(f"No event {outbox_id} in the outbox.")
+        raise NotFound(_l("No event %(outbox_id)s in the outbox.", outbox_id=outbox_id))
     if row.state != OutboxState.DEAD.value:
-        raise Conflict(f"Event {outbox_id} is {row.state}, not dead.")
+        raise Conflict(
+            _l("Event %(outbox_id)s is %(state)s, not dead.", outbox_id=outbox_id, state=row.state)
+        )
     row.state = OutboxState.PENDING.value
     row.attempts = 0
     row.next_attempt_at = utcnow() + timedelta(seconds=_settings().lease_s)

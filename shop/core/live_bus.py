@@ -25,6 +25,7 @@ from flask import Flask, current_app, has_app_context
 from shop.core.after_commit import after_commit
 from shop.core.redis_listener import ProcessSubscription
 from shop.db import DbSession
+from shop.i18n import _l
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +255,7 @@ class RedisBus:
         self, live_session_id: int, after_id: int | None
     ) -> tuple[list[LiveEvent], Subscription]:
         if not self.listener.wait_connected(5):
-            raise redis.exceptions.ConnectionError("the live-event subscription is down")
+            raise redis.exceptions.ConnectionError(_l("the live-event subscription is down"))
         channel = self.channel(live_session_id)
         # What was published before now is history, even if the process's one
         # subscription hands it on a moment later.

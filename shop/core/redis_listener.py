@@ -27,6 +27,8 @@ from typing import Any
 
 import redis
 
+from shop.i18n import _l
+
 log = logging.getLogger(__name__)
 
 Handler = Callable[[str, bytes], None]
@@ -138,7 +140,7 @@ class ProcessSubscription:
                     self.last_heard = now
                     self._dispatch(message)
                 elif now - self.last_heard > DEAD_S:
-                    raise redis.exceptions.ConnectionError("no answer to pings")
+                    raise redis.exceptions.ConnectionError(_l("no answer to pings"))
                 if now - last_ping >= PING_S:
                     pubsub.ping()
                     last_ping = now

@@ -11,6 +11,7 @@ import redis
 from shop.core.live_bus import LiveBus, LiveEvent, Subscription
 from shop.core.stream_slots import StreamSlots
 from shop.errors import Unavailable
+from shop.i18n import _l
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ def sse_stream(
     except redis.exceptions.RedisError as error:  # Redis is down
         slots.give_back(client)
         log.warning("live events: no stream for session %s: %s", live_session_id, error)
-        raise Unavailable("No room for another live event stream right now; retry.") from error
+        raise Unavailable(_l("No room for another live event stream right now; retry.")) from error
     chunks = _stream(backlog, subscription, after_id, max_s, heartbeat_s, final_event)
     return _SseStream(chunks, subscription, lambda: slots.give_back(client))
 

@@ -14,6 +14,7 @@ from collections import Counter
 from flask import Flask
 
 from shop.errors import Unavailable
+from shop.i18n import _l
 
 
 class StreamSlots:
@@ -28,10 +29,15 @@ class StreamSlots:
         """Count one more stream for ``client``; raises Unavailable when there is no room."""
         with self.lock:
             if self.open >= self.total:
-                raise Unavailable("This server holds as many live event streams as it can; retry.")
+                raise Unavailable(
+                    _l("This server holds as many live event streams as it can; retry.")
+                )
             if self.by_client[client] >= self.per_client:
                 raise Unavailable(
-                    f"At most {self.per_client} live event streams per client; close one."
+                    _l(
+                        "At most %(per_client)s live event streams per client; close one.",
+                        per_client=self.per_client,
+                    )
                 )
             self.open += 1
             self.by_client[client] += 1

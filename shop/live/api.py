@@ -15,6 +15,7 @@ from shop.core.sse import sse_stream
 from shop.core.stream_slots import stream_slots
 from shop.db import db
 from shop.errors import Forbidden
+from shop.i18n import _l
 from shop.live import service
 from shop.live.models import LiveListing, LiveSession, SessionState
 from shop.live.schemas import (
@@ -205,7 +206,9 @@ def session_stats(session_id: int) -> Any:
     user = current_user()
     live = service.get_session(db.session, session_id)
     if live.streamer_id != user.id and not user.has_role(Role.ADMIN):
-        raise Forbidden("Only the streamer who owns this session (or an admin) may see its stats.")
+        raise Forbidden(
+            _l("Only the streamer who owns this session (or an admin) may see its stats.")
+        )
     return service.session_stats(db.session, session_id)
 
 

@@ -33,7 +33,7 @@ from shop.live.schemas import ListingIn, ListingPatchIn
 from shop.web import current_lang, flash_message, flash_refusal
 from shop.web.auth import login_required, page_user, public_page
 from shop.web.format import local, parse_whole, parse_yuan, yuan
-from shop.web.messages import text
+from shop.web.messages import alone, text
 
 ADD_FIELDS = ("product_id", "flash_price", "allotted_qty", "per_buyer_limit")
 EDIT_FIELDS = ("flash_price", "allotted_qty", "per_buyer_limit")
@@ -181,7 +181,7 @@ def add_listing(session_id: int) -> Any:
     except ma.ValidationError as error:
         return refuse(_field_errors(error), 422)
     except DomainError as error:
-        return refuse([f"{text(_refusal_key(error), lang)}: {error.detail}"], error.status)
+        return refuse([f"{alone(_refusal_key(error), lang)}：{error.detail}"], error.status)
     name = product.name
     db.session.commit()
     flash_message("listing_added_named", name=name)

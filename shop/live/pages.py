@@ -24,6 +24,7 @@ from shop.catalog import images
 from shop.catalog.models import Product
 from shop.db import db
 from shop.errors import DomainError, Forbidden, NotFound
+from shop.i18n import _l, translate_validation
 from shop.live import service
 from shop.live.models import LiveListing, LiveSession
 from shop.live.schemas import SessionIn
@@ -48,7 +49,7 @@ def _own_session(session_id: int) -> LiveSession:
     """The streamer's own session. Raises NotFound, Forbidden."""
     live = service.get_session(db.session, session_id)
     if live.streamer_id != page_user().id:
-        raise Forbidden("Only the streamer who owns this session may open its console.")
+        raise Forbidden(_l("Only the streamer who owns this session may open its console."))
     return live
 
 
@@ -98,8 +99,8 @@ def _field_errors(error: ma.ValidationError) -> list[str]:
     out: list[str] = []
     for field, problems in messages.items():
         if isinstance(problems, dict):
-            problems = [f"{k}: {v}" for k, v in problems.items()]
-        out.extend(f"{field}: {p}" for p in problems)
+            problems = [f"{k}: {translate_validation(v)}" for k, v in problems.items()]
+        out.extend(f"{field}: {translate_validation(p)}" for p in problems)
     return out
 
 
@@ -193,7 +194,13 @@ def _listing_of(live: LiveSession, listing_id: int) -> LiveListing:
     for listing in live.listings:
         if listing.id == listing_id:
             return listing
-    raise NotFound(f"Session {live.id} has no listing {listing_id}.")
+    raise NotFound(
+        _l(
+            "Session %(live_id)s has no listing %(listing_id)s.",
+            live_id=live.id,
+            listing_id=listing_id,
+        )
+    )
 
 
 @bp.route("/live/<int:session_id>/buy/<int:listing_id>", methods=["GET", "POST"])
@@ -288,7 +295,7 @@ def _own_order(order_id: int) -> Order:
     """The signed-in buyer's order; anyone else's is 404 (its existence does not leak)."""
     order = orders.get_order(db.session, order_id)
     if order.buyer_id != page_user().id:
-        raise NotFound(f"No order {order_id}.")
+        raise NotFound(_l("No order %(order_id)s.", order_id=order_id))
     return order
 
 

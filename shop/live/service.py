@@ -21,6 +21,7 @@ from shop.catalog import service as catalog
 from shop.core.live_bus import publish_live
 from shop.db import DbSession, utcnow
 from shop.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from shop.i18n import N_, _l
 from shop.live.models import LiveListing, LiveSession, SessionState
 
 #: order states in which an order counts as paid (bought, not given back)
@@ -31,7 +32,7 @@ def get_session(session: DbSession, live_session_id: int) -> LiveSession:
     """The live session. Raises NotFound."""
     live = session.get(LiveSession, live_session_id)
     if live is None:
-        raise NotFound(f"No live session {live_session_id}.")
+        raise NotFound(_l("No live session %(live_session_id)s.", live_session_id=live_session_id))
     return live
 
 
@@ -39,7 +40,7 @@ def get_listing(session: DbSession, listing_id: int) -> LiveListing:
     """The listing. Raises NotFound."""
     listing = session.get(LiveListing, listing_id)
     if listing is None:
-        raise NotFound(f"No listing {listing_id}.")
+        raise NotFound(_l("No listing %(listing_id)s.", listing_id=listing_id))
     return listing
 
 
@@ -57,9 +58,9 @@ def _owned(
         stmt = stmt.with_for_update()
     live = session.scalars(stmt.execution_options(populate_existing=True)).first()
     if live is None:
-        raise NotFound(f"No live session {live_session_id}.")
+        raise NotFound(_l("No live session %(live_session_id)s.", live_session_id=live_session_id))
     if live.streamer_id != streamer_id:
-        raise Forbidden("Only the streamer who owns this session may do that.")
+        raise Forbidden(_l("Only the streamer who owns this session may do that."))
     return live
 
 
@@ -96,7 +97,7 @@ def add_listing(
     """
     live = _owned(session, live_session_id, streamer_id, lock=True)
     if live.state == SessionState.ENDED:
-        raise Conflict("This session has ended; listings cannot be added.")
+        raise Conflict(_l("This session has ended; listings cannot be added."))
     catalog.check_can_list(catalog.get_product(session, product_id), streamer_id)
     # The session row lock above serializes this check with other listings of the
     # session; the partial unique index stands behind it.
@@ -104,7 +105,7 @@ def add_listing(
         listing.product_id == product_id and listing.withdrawn_at is None
         for listing in live.listings
     ):
-        raise Conflict("This product is already listed in this session.")
+        raise Conflict(_l("This product is already listed in this session."))
     catalog.take_stock(session, product_id, allotted_qty)
     listing = LiveListing(
         session_id=live.id,
@@ -135,11 +136,17 @@ def _open_listing(
     live = _owned(session, live_session_id, streamer_id, lock=True)
     listing = next((item for item in live.listings if item.id == listing_id), None)
     if listing is None:
-        raise NotFound(f"Session {live.id} has no listing {listing_id}.")
+        raise NotFound(
+            _l(
+                "Session %(live_id)s has no listing %(listing_id)s.",
+                live_id=live.id,
+                listing_id=listing_id,
+            )
+        )
     if live.state == SessionState.ENDED:
-        raise Conflict("This session has ended; its listings cannot change.")
+        raise Conflict(_l("This session has ended; its listings cannot change."))
     if listing.withdrawn_at is not None:
-        raise Conflict("This listing was withdrawn.")
+        raise Conflict(_l("This listing was withdrawn."))
     return live, listing
 
 
@@ -189,7 +196,8 @@ def update_listing(
         if row is None:
             sold = listing.allotted_qty - listing_refusal(session, listing.id)[1]
             raise Conflict(
-                f"{sold} are already sold; the allotment cannot go below that.", sold=sold
+                _l("%(sold)s are already sold; the allotment cannot go below that.", sold=sold),
+                sold=sold,
             )
         if delta > 0:
             catalog.take_stock(session, listing.product_id, delta)
@@ -236,7 +244,9 @@ def start_session(session: DbSession, live_session_id: int, *, streamer_id: int)
     """Go live: listings go on sale. Raises NotFound, Forbidden, Conflict unless scheduled."""
     live = _owned(session, live_session_id, streamer_id, lock=True)
     if live.state != SessionState.SCHEDULED:
-        raise Conflict(f"The session is {live.state}; only a scheduled session can start.")
+        raise Conflict(
+            _l("The session is %(state)s; only a scheduled session can start.", state=live.state)
+        )
     live.state = SessionState.LIVE.value
     live.started_at = utcnow()
     session.execute(
@@ -257,11 +267,17 @@ def pin_listing(
     live = _owned(session, live_session_id, streamer_id, lock=True)
     listing = next((item for item in live.listings if item.id == listing_id), None)
     if listing is None:
-        raise NotFound(f"Session {live.id} has no listing {listing_id}.")
+        raise NotFound(
+            _l(
+                "Session %(live_id)s has no listing %(listing_id)s.",
+                live_id=live.id,
+                listing_id=listing_id,
+            )
+        )
     if live.state == SessionState.ENDED:
-        raise Conflict("This session has ended.")
+        raise Conflict(_l("This session has ended."))
     if listing.withdrawn_at is not None:
-        raise Conflict("This listing was withdrawn.")
+        raise Conflict(_l("This listing was withdrawn."))
     live.pinned_listing_id = listing_id
     session.flush()
     publish_live(session, live.id, "listing.pinned", listing_id=listing_id)
@@ -275,7 +291,7 @@ def end_session(session: DbSession, live_session_id: int, *, streamer_id: int) -
     """
     live = _owned(session, live_session_id, streamer_id, lock=True)
     if live.state == SessionState.ENDED:
-        raise Conflict("The session has already ended.")
+        raise Conflict(_l("The session has already ended."))
     live.state = SessionState.ENDED.value
     live.ended_at = utcnow()
     session.flush()
@@ -329,7 +345,8 @@ def set_cover(
         media_service.get_media(session, media_id)
     except NotFound:
         raise ValidationFailed(
-            f"No media {media_id}; upload it first.", {"media_id": ["Unknown media."]}
+            _l("No media %(media_id)s; upload it first.", media_id=media_id),
+            {"media_id": [N_("Unknown media.")]},
         ) from None
     live.cover_media_id = media_id
     session.flush()

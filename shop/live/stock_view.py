@@ -45,6 +45,7 @@ from sqlalchemy.engine import Engine
 
 from shop.core.redis_listener import ProcessSubscription
 from shop.errors import Conflict, DomainError, OutOfStock
+from shop.i18n import _l
 from shop.live.models import LiveListing
 
 log = logging.getLogger(__name__)
@@ -106,12 +107,12 @@ class StockView:
         # The same problems, word for word, as ``shop.orders.service._price_lines``.
         if not on_sale:
             return Conflict(
-                f"Listing {listing_id} is not on sale: its session is not live.",
+                _l("This listing is not on sale: its session is not live."),
                 listing_id=listing_id,
             )
         if remaining < qty:
             return OutOfStock(
-                f"Only {remaining} left of listing {listing_id}.",
+                _l("Only %(remaining)s left.", remaining=remaining),
                 listing_id=listing_id,
                 remaining=remaining,
             )

@@ -13,6 +13,7 @@ from shop.auth import current_user, requires
 from shop.core.hot_rows import without_yielding
 from shop.db import db
 from shop.errors import NotFound
+from shop.i18n import _l
 from shop.live.stock_view import stock_view
 from shop.orders import service
 from shop.orders.models import Order
@@ -66,7 +67,7 @@ def visible_order(order_id: int) -> Order:
     user = current_user()
     order = service.get_order(db.session, order_id)
     if order.buyer_id != user.id and not user.has_role(Role.ADMIN):
-        raise NotFound(f"No order {order_id}.")
+        raise NotFound(_l("No order %(order_id)s.", order_id=order_id))
     return order
 
 

@@ -22,6 +22,7 @@ from shop.core import events
 from shop.core.sql import dialect_insert
 from shop.db import DbSession, reads_outside_transaction, utcnow
 from shop.errors import Conflict, NotFound, OutOfStock, ValidationFailed
+from shop.i18n import N_, _l
 from shop.live.models import LiveListing
 from shop.orders import stock
 from shop.orders.models import Order, OrderLine, OrderState
@@ -56,7 +57,7 @@ def get_order(session: DbSession, order_id: int) -> Order:
     """The order with its lines, as committed now. Raises NotFound."""
     order = session.get(Order, order_id, populate_existing=True)
     if order is None:
-        raise NotFound(f"No order {order_id}.")
+        raise NotFound(_l("No order %(order_id)s.", order_id=order_id))
     return order
 
 
@@ -92,9 +93,14 @@ def transition(
     if moved is None:
         current = session.scalar(select(Order.state).where(Order.id == order_id))
         if current is None:
-            raise NotFound(f"No order {order_id}.")
+            raise NotFound(_l("No order %(order_id)s.", order_id=order_id))
         raise Conflict(
-            f"Order {order_id} is {current}; it cannot become {to_state}.",
+            _l(
+                "Order %(order_id)s is %(current)s; it cannot become %(to_state)s.",
+                order_id=order_id,
+                current=current,
+                to_state=to_state,
+            ),
             order_id=order_id,
             state=current,
         )
@@ -167,7 +173,7 @@ def place_order(
     if order_id is None:
         existing = _by_key(session, buyer_id, idempotency_key)
         if existing is None:  # the other request rolled back between the two statements
-            raise Conflict("A request with this Idempotency-Key is in progress; retry.")
+            raise Conflict(_l("A request with this Idempotency-Key is in progress; retry."))
         return _replay(existing, request_hash), False
 
     rows = [
@@ -230,8 +236,8 @@ def _by_key(session: DbSession, buyer_id: int, key: str) -> Order | None:
 def _replay(order: Order, request_hash: str) -> Order:
     if order.request_hash != request_hash:
         raise ValidationFailed(
-            "This Idempotency-Key was used for a different order; use a new key.",
-            {"Idempotency-Key": ["Already used with a different body."]},
+            _l("This Idempotency-Key was used for a different order; use a new key."),
+            {"Idempotency-Key": [N_("Already used with a different body.")]},
         )
     return order
 
@@ -252,7 +258,7 @@ def _price_lines(
     teaches the view the listing's session.
     """
     if not lines:
-        raise ValidationFailed("An order needs at least one line.", {"lines": ["Empty."]})
+        raise ValidationFailed(_l("An order needs at least one line."), {"lines": [N_("Empty.")]})
     seen: set[tuple[str, int]] = set()
     priced = []
 
@@ -273,8 +279,8 @@ def _price_lines(
             key = ("product_id", int(line["product_id"]))
         if key in seen:
             raise ValidationFailed(
-                "Put each listing or product on one line.",
-                {f"lines.{n}.{key[0]}": ["Already on another line."]},
+                _l("Put each listing or product on one line."),
+                {f"lines.{n}.{key[0]}": [N_("Already on another line.")]},
             )
         seen.add(key)
         if key[0] == "listing_id":
@@ -286,20 +292,21 @@ def _price_lines(
             listing = read(_LISTING_OFFER, key[1])
             if listing is None:
                 raise ValidationFailed(
-                    f"No listing {key[1]}.", {f"lines.{n}.listing_id": ["No such listing."]}
+                    _l("No listing %(listing_id)s.", listing_id=key[1]),
+                    {f"lines.{n}.listing_id": [N_("No such listing.")]},
                 )
             if view is not None and (not listing.on_sale or listing.remaining < qty):
                 view.learn(before, listing.session_id)
             if not listing.on_sale:
                 raise Conflict(
-                    f"Listing {listing.id} is not on sale: its session is not live.",
+                    _l("This listing is not on sale: its session is not live."),
                     listing_id=listing.id,
                 )
             if listing.remaining < qty:
                 # Sold out as of this read: refuse before writing anything (most
                 # attempts in a flash sale end here). Enough left is decided by the gate.
                 raise OutOfStock(
-                    f"Only {listing.remaining} left of listing {listing.id}.",
+                    _l("Only %(remaining)s left.", remaining=listing.remaining),
                     listing_id=listing.id,
                     remaining=listing.remaining,
                 )
@@ -316,10 +323,17 @@ def _price_lines(
             product = read(_PRODUCT_OFFER, key[1])
             if product is None:
                 raise ValidationFailed(
-                    f"No product {key[1]}.", {f"lines.{n}.product_id": ["No such product."]}
+                    _l("No product %(product_id)s.", product_id=key[1]),
+                    {f"lines.{n}.product_id": [N_("No such product.")]},
                 )
             if product.stock < qty:
-                raise OutOfStock(f"Only {product.stock} of {product.name} left.")
+                raise OutOfStock(
+                    _l(
+                        "Only %(stock)s of %(product)s left.",
+                        stock=product.stock,
+                        product=product.name,
+                    )
+                )
             priced.append((stock.Units(buyer_id, product.id, None, qty), qty, product.price_fen))
     return priced
 
@@ -365,7 +379,13 @@ def mark_paid(session: DbSession, order_id: int) -> Order:
             return order
         if state not in (S.PENDING_PAYMENT, S.EXPIRED):
             raise Conflict(
-                f"Order {order_id} is {state}; it cannot be paid.", order_id=order_id, state=state
+                _l(
+                    "Order %(order_id)s is %(state)s; it cannot be paid.",
+                    order_id=order_id,
+                    state=state,
+                ),
+                order_id=order_id,
+                state=state,
             )
         try:
             transition(session, order_id, [state], S.PAID, paid_at=utcnow(), closed_at=None)
@@ -375,7 +395,9 @@ def mark_paid(session: DbSession, order_id: int) -> Order:
             stock.reserve(session, _units(session, order), enforce_limits=False, live_only=False)
         events.emit("order.paid", session=session, order_id=order_id)
         return get_order(session, order_id)
-    raise Conflict(f"Order {order_id} keeps changing; retry.", order_id=order_id)
+    raise Conflict(
+        _l("Order %(order_id)s keeps changing; retry.", order_id=order_id), order_id=order_id
+    )
 
 
 def cancel_order(session: DbSession, order_id: int, *, refund: Callable[[Order], None]) -> Order:
@@ -394,8 +416,12 @@ def cancel_order(session: DbSession, order_id: int, *, refund: Callable[[Order],
             target = S.REFUNDED
         else:
             raise Conflict(
-                f"Order {order_id} is {state}; only unpaid or paid, not yet packing, "
-                "orders can be cancelled.",
+                _l(
+                    "Order %(order_id)s is %(state)s; only unpaid or paid, not yet packing, "
+                    "orders can be cancelled.",
+                    order_id=order_id,
+                    state=state,
+                ),
                 order_id=order_id,
                 state=state,
             )
@@ -408,7 +434,9 @@ def cancel_order(session: DbSession, order_id: int, *, refund: Callable[[Order],
             refund(order)
         events.emit(f"order.{target}", session=session, order_id=order_id)
         return get_order(session, order_id)
-    raise Conflict(f"Order {order_id} keeps changing; retry.", order_id=order_id)
+    raise Conflict(
+        _l("Order %(order_id)s keeps changing; retry.", order_id=order_id), order_id=order_id
+    )
 
 
 def expire_unpaid(

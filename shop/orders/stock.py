@@ -17,6 +17,7 @@ from shop.catalog import service as catalog
 from shop.core.sql import dialect_insert
 from shop.db import DbSession
 from shop.errors import Conflict, OutOfStock
+from shop.i18n import _l
 from shop.live import service as live
 from shop.live.models import ListingBuyerUnits
 from shop.orders.errors import LimitExceeded
@@ -55,13 +56,13 @@ def reserve(
         on_sale, remaining = live.listing_refusal(session, item.listing_id)
         if on_sale:
             raise OutOfStock(
-                f"Only {remaining} left of listing {item.listing_id}.",
+                _l("Only %(remaining)s left.", remaining=remaining),
                 listing_id=item.listing_id,
                 remaining=remaining,
             )
         if live_only:
             raise Conflict(
-                f"Listing {item.listing_id} is not on sale: its session is not live.",
+                _l("This listing is not on sale: its session is not live."),
                 listing_id=item.listing_id,
             )
         from_product[item.product_id] += item.qty
@@ -117,7 +118,7 @@ def _count(session: DbSession, item: Units, *, enforce: bool) -> None:
     assert item.listing_id is not None and limit is not None
     if enforce and item.qty > limit:
         raise LimitExceeded(
-            f"At most {limit} per buyer for listing {item.listing_id}.",
+            _l("At most %(limit)s per buyer for this listing.", limit=limit),
             listing_id=item.listing_id,
             per_buyer_limit=limit,
         )
@@ -131,7 +132,7 @@ def _count(session: DbSession, item: Units, *, enforce: bool) -> None:
     ).returning(ListingBuyerUnits.units)
     if session.execute(stmt).first() is None:
         raise LimitExceeded(
-            f"At most {limit} per buyer for listing {item.listing_id}; you already hold some.",
+            _l("At most %(limit)s per buyer for this listing; you already hold some.", limit=limit),
             listing_id=item.listing_id,
             per_buyer_limit=limit,
         )

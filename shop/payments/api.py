@@ -12,6 +12,7 @@ from shop.api import Blueprint
 from shop.auth import current_user, public, requires
 from shop.db import db
 from shop.errors import NotFound
+from shop.i18n import _l
 from shop.payments import service, webhook
 from shop.payments.models import Payment
 from shop.payments.providers import get_provider, sandbox_active
@@ -131,7 +132,7 @@ def sandbox_succeed(payment_id: str) -> Any:
     same event again (`duplicate: true`).
     """
     if not sandbox_active():
-        raise NotFound("The sandbox is off: payments go through Stripe.")
+        raise NotFound(_l("The sandbox is off: payments go through Stripe."))
     result = service.sandbox_succeed(db.session, payment_id, provider=get_provider())
     db.session.commit()
     return result_json(result)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from shop.errors import DomainError
+from shop.i18n import N_
 
 
 class PaymentRefused(DomainError):
@@ -10,7 +11,7 @@ class PaymentRefused(DomainError):
 
     type = "payment"
     status = 409
-    title = "The payment service refused the request"
+    title = N_("The payment service refused the request")
 
 
 class PaymentUnavailable(DomainError):
@@ -18,7 +19,7 @@ class PaymentUnavailable(DomainError):
 
     type = "payment"
     status = 502
-    title = "The payment service is not available"
+    title = N_("The payment service is not available")
 
 
 class BadSignature(DomainError):
@@ -26,4 +27,4 @@ class BadSignature(DomainError):
 
     type = "signature"
     status = 400
-    title = "Webhook signature not valid"
+    title = N_("Webhook signature not valid")

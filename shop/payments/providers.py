@@ -21,6 +21,7 @@ from sqlalchemy.orm import object_session
 
 from shop.db import db
 from shop.errors import DomainError
+from shop.i18n import _l
 from shop.payments.errors import PaymentRefused, PaymentUnavailable
 from shop.payments.models import Payment, PaymentStatus
 
@@ -66,7 +67,9 @@ def _recorded_payment(order: Order) -> Payment:
     session = object_session(order) or db.session
     payment = session.scalars(select(Payment).where(Payment.order_id == order.id)).one_or_none()
     if payment is None:
-        raise PaymentRefused(f"Order {order.id} has no recorded payment to refund.")
+        raise PaymentRefused(
+            _l("Order %(order_id)s has no recorded payment to refund.", order_id=order.id)
+        )
     return payment
 
 
@@ -106,7 +109,7 @@ class StripeProvider:
         except stripe.StripeError as error:
             raise stripe_error(error, "create the payment") from error
         if intent.client_secret is None:
-            raise PaymentUnavailable("Stripe returned a PaymentIntent without a client secret.")
+            raise PaymentUnavailable(_l("Stripe returned a PaymentIntent without a client secret."))
         return PaymentInfo(
             provider=self.name,
             payment_id=intent.id,

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from shop.accounts.models import Principal, Role
 from shop.db import DbSession, utcnow
 from shop.errors import Conflict, Forbidden, NotFound
+from shop.i18n import _l
 from shop.orders import service as orders
 from shop.orders.models import OrderState
 from shop.payments.models import Payment
@@ -36,11 +37,15 @@ def start_payment(
     order = orders.get_order(session, order_id)
     if order.buyer_id != user.id:
         if user.has_role(Role.ADMIN):
-            raise Forbidden("Only the order's buyer can pay for it.")
-        raise NotFound(f"No order {order_id}.")
+            raise Forbidden(_l("Only the order's buyer can pay for it."))
+        raise NotFound(_l("No order %(order_id)s.", order_id=order_id))
     if order.state != OrderState.PENDING_PAYMENT:
         raise Conflict(
-            f"Order {order_id} is {order.state}; only an order waiting for payment can be paid.",
+            _l(
+                "Order %(order_id)s is %(state)s; only an order waiting for payment can be paid.",
+                order_id=order_id,
+                state=order.state,
+            ),
             state=str(order.state),
         )
     existing = payment_for_order(session, order_id)
@@ -48,7 +53,10 @@ def start_payment(
         return existing
     if order.expires_at <= utcnow():
         raise Conflict(
-            f"Order {order_id} was not paid in time and is expiring; place it again.",
+            _l(
+                "Order %(order_id)s was not paid in time and is expiring; place it again.",
+                order_id=order_id,
+            ),
             state=str(order.state),
         )
 
@@ -87,7 +95,7 @@ def sandbox_succeed(
             select(Payment).where(Payment.payment_id == payment_id, Payment.provider == "sandbox")
         ).one_or_none()
     if payment is None:
-        raise NotFound(f"No sandbox payment {payment_id!r}.")
+        raise NotFound(_l("No sandbox payment %(payment_id)s.", payment_id=payment_id))
     event = PaymentEvent(
         provider="sandbox",
         event_id=f"sandbox-succeeded-{payment.payment_id}",

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from shop.db import DbSession, utcnow
 from shop.errors import Conflict, Malformed, NotFound, OutOfStock
+from shop.i18n import _l
 from shop.inputs import integer_bounds, string_length
 from shop.orders import service as orders
 from shop.orders.models import Order, OrderState
@@ -63,16 +64,20 @@ def verify_stripe_event(payload: bytes, signature: str | None, secret: str | Non
     and Malformed (signed, but not an event we can read: see ``_readable_event``).
     """
     if not secret:
-        raise BadSignature("Webhooks are not accepted: STRIPE_WEBHOOK_SECRET is not configured.")
+        raise BadSignature(
+            _l("Webhooks are not accepted: STRIPE_WEBHOOK_SECRET is not configured.")
+        )
     if not signature:
-        raise BadSignature("The Stripe-Signature header is missing.")
+        raise BadSignature(_l("The Stripe-Signature header is missing."))
     try:
         text = payload.decode("utf-8")
         stripe.WebhookSignature.verify_header(text, signature, secret, WEBHOOK_TOLERANCE_S)
     except UnicodeDecodeError:
-        raise BadSignature("The body is not UTF-8, so it cannot be a Stripe event.") from None
+        raise BadSignature(_l("The body is not UTF-8, so it cannot be a Stripe event.")) from None
     except stripe.SignatureVerificationError as error:
-        raise BadSignature(f"The Stripe-Signature does not verify: {error}.") from None
+        raise BadSignature(
+            _l("The Stripe-Signature does not verify: %(error)s.", error=error)
+        ) from None
     return _readable_event(loads_json(payload))
 
 
@@ -98,36 +103,41 @@ def _readable_event(body: Any) -> PaymentEvent:
     """The event, if every value handling it reads fits its type and its column. Raises
     Malformed otherwise: Stripe never sends such a body, and storing it would fail."""
     if not isinstance(body, dict):
-        raise Malformed("The signed body is not a Stripe event object.")
+        raise Malformed(_l("The signed body is not a Stripe event object."))
     unstorable = unstorable_field(body)
     if unstorable is not None:
-        raise Malformed(f"`{unstorable[0]}`: {unstorable[1]}")
+        raise Malformed(_l("`%(field)s`: %(problem)s", field=unstorable[0], problem=unstorable[1]))
     event_id, event_type = body.get("id"), body.get("type")
     data = body.get("data")
     obj = data.get("object") if isinstance(data, dict) else None
     if not isinstance(event_id, str) or not _fits(event_id, ProcessedEvent.event_id):
-        raise Malformed("The event has no usable `id`.")
+        raise Malformed(_l("The event has no usable `id`."))
     if not isinstance(event_type, str) or not _fits(event_type, ProcessedEvent.event_type):
-        raise Malformed("The event has no usable `type`.")
+        raise Malformed(_l("The event has no usable `type`."))
     if not isinstance(obj, dict):
-        raise Malformed("The event has no `data.object`.")
+        raise Malformed(_l("The event has no `data.object`."))
     if event_type not in _INTENT_FIELD:
         return PaymentEvent("stripe", event_id, event_type, obj)  # acknowledged, not read
     if not _fits(obj.get(_INTENT_FIELD[event_type]), Payment.payment_id):
-        raise Malformed(f"`data.object.{_INTENT_FIELD[event_type]}` is not a PaymentIntent id.")
+        raise Malformed(
+            _l(
+                "`data.object.%(field)s` is not a PaymentIntent id.",
+                field=_INTENT_FIELD[event_type],
+            )
+        )
     for name, expected in _OPTIONAL_FIELDS.items():
         value = obj.get(name)
         if value is None:
             continue
         if expected is str and not _fits(value, Payment.payment_id):
-            raise Malformed(f"`data.object.{name}` is not a usable string.")
+            raise Malformed(_l("`data.object.%(name)s` is not a usable string.", name=name))
         if expected is int and not _fits_fen(value):
-            raise Malformed(f"`data.object.{name}` is not a whole amount in fen.")
+            raise Malformed(_l("`data.object.%(name)s` is not a whole amount in fen.", name=name))
         if expected is dict and not isinstance(value, dict):
-            raise Malformed(f"`data.object.{name}` is not an object.")
+            raise Malformed(_l("`data.object.%(name)s` is not an object.", name=name))
     metadata = obj.get("metadata")
     if isinstance(metadata, dict) and not _fits(metadata.get("order_id", "-"), Payment.payment_id):
-        raise Malformed("`data.object.metadata.order_id` is not a usable string.")
+        raise Malformed(_l("`data.object.metadata.order_id` is not a usable string."))
     return PaymentEvent("stripe", event_id, event_type, obj)
 
 

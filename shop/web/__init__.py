@@ -22,7 +22,7 @@ from shop.db import db
 from shop.errors import DomainError
 from shop.web import format as fmt
 from shop.web.auth import signed_in_user
-from shop.web.messages import DEFAULT_LANGUAGE, LANGUAGES, MESSAGES, markup, text
+from shop.web.messages import DEFAULT_LANGUAGE, LANGUAGES, MESSAGES, alone, markup, text
 
 log = logging.getLogger(__name__)
 
@@ -151,12 +151,13 @@ def flash_message(key: str, category: str = "info", **fields: Any) -> None:
 
 def flash_refusal(error: DomainError, key: str | None = None) -> None:
     """A rule said no: the page's own words for it when it has them (``key``), else the
-    translated kind of refusal, then the rule's own (English) words."""
+    kind of refusal and the rule's own words, both in the page's language (the detail
+    is translated through the gettext catalog: ``shop.i18n``)."""
     if key is not None:
         flash(markup(key, current_lang()), "error")
         return
     key = f"error_{error.status}" if f"error_{error.status}" in _KNOWN else "error_400"
-    flash(f"{text(key, current_lang())}: {error.detail}", "error")
+    flash(f"{alone(key, current_lang())}：{error.detail}", "error")
 
 
 # ------------------------------------------------------------------ error pages

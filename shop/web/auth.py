@@ -23,6 +23,7 @@ from shop.accounts import service
 from shop.accounts.models import User
 from shop.db import db
 from shop.errors import Forbidden
+from shop.i18n import _l
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -97,7 +98,9 @@ def login_required(*roles: str) -> Callable[[F], F]:
             if user is None:
                 return redirect(url_for("web.login", next=request.full_path.rstrip("?")))
             if roles and not user.has_role(*roles):
-                raise Forbidden(f"This page needs one of the roles: {', '.join(roles)}.")
+                raise Forbidden(
+                    _l("This page needs one of the roles: %(roles)s.", roles=", ".join(roles))
+                )
             return view(*args, **kwargs)
 
         guarded._shanhuo_access = roles  # type: ignore[attr-defined]

@@ -439,6 +439,12 @@ def text(key: str, lang: str, **fields: Any) -> str:
     return f"{zh.format(**fields)} {en.format(**fields)}"
 
 
+def alone(key: str, lang: str, **fields: Any) -> str:
+    """``key`` in the page's language only (a heading before a translated refusal)."""
+    zh, en = MESSAGES[key]
+    return (en if lang == "en" else zh).format(**fields)
+
+
 def markup(key: str, lang: str, **fields: Any) -> Markup:
     """``key`` as HTML: Chinese with the English beside it in a ``lang="en"`` span."""
     safe = {name: escape(value) for name, value in fields.items()}

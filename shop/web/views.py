@@ -21,6 +21,7 @@ from shop.accounts.models import Role
 from shop.accounts.service import BadCredentials, WrongPassword
 from shop.db import db
 from shop.errors import RateLimited, ValidationFailed
+from shop.i18n import _l
 from shop.live.models import LiveSession, SessionState
 from shop.web import current_lang, flash_message, flash_refusal, page_blueprint
 from shop.web.auth import (
@@ -131,7 +132,7 @@ def change_password() -> Any:
     new = request.form.get("new_password", "")
     try:
         if len(new) > MAX_PASSWORD:
-            raise ValidationFailed("The new password is too long.")
+            raise ValidationFailed(_l("The new password is too long."))
         accounts_api.change_password(user, current, new)
     except WrongPassword:
         flash_message("wrong_current_password", "error")

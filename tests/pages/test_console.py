@@ -251,7 +251,7 @@ def test_the_weighing_station_shows_the_price_then_records_exactly_that(
 
     too_much = pages.submit("/admin/weighing", "/admin/weighing", {**form, "weight_kg": "5000"})
     assert too_much.status_code == 302
-    assert "remain under this contract" in pages.get("/admin/weighing").get_data(as_text=True)
+    assert "这份合同还剩" in pages.get("/admin/weighing").get_data(as_text=True)
     nonsense = pages.submit(
         "/admin/weighing", "/admin/weighing/record", {**form, "weight_kg": "1,5"}
     )
@@ -300,7 +300,7 @@ def test_a_csv_with_a_bad_line_is_shown_back_line_by_line_and_nothing_is_stored(
     assert response.status_code == 422
     html = response.get_data(as_text=True)
     assert 'data-bad-line="3"' in html and 'data-bad-line="2"' not in html
-    assert "whole number of fen" in html
+    assert "以分为单位的整数" in html
     assert db.session.scalar(select(func.count()).select_from(MarketPrice)) == 0
 
     fixed = text.replace("17.45", "1750")
@@ -336,7 +336,7 @@ def test_a_failed_payout_is_sent_again_from_the_console(signed_in, make_user, ma
     assert db.session.get(Payout, payout.id).state == "paid"
     again = pages.submit("/admin/payouts", f"/admin/payouts/{payout.id}/retry")
     assert again.status_code == 302  # only a failed one: refused with a message
-    assert "only a failed one" in pages.get("/admin/payouts").get_data(as_text=True)
+    assert "只有失败的才能重试" in pages.get("/admin/payouts").get_data(as_text=True)
 
 
 def test_a_dead_event_is_listed_and_sent_again(signed_in):

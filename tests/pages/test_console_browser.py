@@ -91,7 +91,7 @@ def test_the_console_runs_workshops_prices_weighing_and_payouts(
     page.locator("#import-button").click()
     bad = page.locator("[data-bad-line='3']")
     expect(bad).to_contain_text("NO-SUCH-SKU")
-    expect(bad).to_contain_text("No product with sku")
+    expect(bad).to_contain_text("没有货号为")
     expect(page.locator("[data-bad-line='2']")).to_have_count(0)
     expect(page.locator("#csv-text")).to_have_value(re.compile("NO-SUCH-SKU"))
     check_accessible(page)

@@ -92,7 +92,7 @@ def test_a_farmer_accepts_a_draft_contract_from_the_statement(signed_in, make_pr
     assert "生效中" in card(html, f"contract-{draft.id}")
     # Accepting twice is refused with the rule's message, not an error page.
     pages.submit("/farmer", f"/farmer/contracts/{draft.id}/accept")
-    assert "Only a draft contract can be accepted" in pages.get("/farmer").get_data(as_text=True)
+    assert "只有草稿合同能被接受" in pages.get("/farmer").get_data(as_text=True)
 
 
 def test_a_farmer_cannot_accept_or_see_another_farmers_contract(signed_in, make_user, make_product):

@@ -80,8 +80,8 @@ def test_bad_listing_input_is_explained_and_changes_nothing(signed_in, make_prod
         ({"product_id": product.id, "flash_price": "-1", "allotted_qty": "1"}, "价格要写成"),
         ({"product_id": product.id, "flash_price": "1", "allotted_qty": "1.5"}, "要填一个整数"),
         ({"product_id": product.id, "flash_price": "1", "allotted_qty": "0"}, "allotted_qty"),
-        ({"product_id": product.id, "flash_price": "1", "allotted_qty": "6"}, "Only 5"),
-        ({"product_id": "99999", "flash_price": "1", "allotted_qty": "1"}, "No product"),
+        ({"product_id": product.id, "flash_price": "1", "allotted_qty": "6"}, "只剩 5 件"),
+        ({"product_id": "99999", "flash_price": "1", "allotted_qty": "1"}, "没有这个商品"),
     ]
     for form, message in cases:
         response = pages.submit(console, f"{console}/listings", {**form, "confirm": "yes"})
@@ -126,7 +126,7 @@ def test_the_console_offers_and_lists_only_own_and_house_products(
     form = {"product_id": theirs.id, "flash_price": "1", "allotted_qty": "1"}
     refused = pages.submit(console, f"{console}/listings", form)
     assert refused.status_code == 403
-    assert "belongs to another streamer" in refused.get_data(as_text=True)
+    assert "属于别的主播" in refused.get_data(as_text=True)
     assert reload(LiveSession, live.id).listings == []
     assert reload(Product, theirs.id).stock == 5
     for product in (mine, house):

@@ -233,7 +233,7 @@ def test_a_missing_thing_on_a_page_is_an_html_404(signed_in):
     response = pages.get("/studio/sessions/999999")
     assert response.status_code == 404
     assert is_html(response)
-    assert "No live session 999999." in response.get_data(as_text=True)
+    assert "没有这场直播（999999）。" in response.get_data(as_text=True)
 
 
 def test_an_unexpected_failure_shows_a_human_message_not_a_stack_trace(
