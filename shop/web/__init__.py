@@ -93,8 +93,13 @@ def init_pages(app: Flask, blueprints: Iterable[Blueprint]) -> None:
 
 
 def current_lang() -> str:
-    """``?lang=`` if given, else the ``lang`` cookie, else zh-CN."""
-    return _language(request.args.get("lang") or request.cookies.get(LANG_COOKIE))
+    """``?lang=`` if given, else the ``lang`` cookie, else what the browser prefers of
+    Chinese and English (``Accept-Language``), else zh-CN."""
+    asked = request.args.get("lang") or request.cookies.get(LANG_COOKIE)
+    if not asked:
+        best = request.accept_languages.best_match(["zh-CN", "zh", "en"])
+        asked = "en" if best == "en" else DEFAULT_LANGUAGE
+    return _language(asked)
 
 
 def _language(asked: str | None) -> str:

@@ -107,7 +107,7 @@ def test_a_farmer_cannot_accept_or_see_another_farmers_contract(signed_in, make_
         )
     )
     pages.submit("/farmer", f"/farmer/contracts/{contract_id}/accept")
-    assert "No contract" in pages.get("/farmer").get_data(as_text=True)
+    assert "没有这份合同" in pages.get("/farmer").get_data(as_text=True)
 
 
 def test_a_bad_page_cursor_is_a_human_422(signed_in):

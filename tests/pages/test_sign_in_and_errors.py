@@ -29,13 +29,23 @@ def no_stack_trace(response: Any) -> bool:
 # ---------------------------------------------------------------------------- sign in
 
 
-def test_the_login_page_is_chinese_first_with_english_beside_it(pages):
+def test_the_login_page_is_chinese_alone_by_default(pages):
     response = pages.get("/login")
     html = response.get_data(as_text=True)
     assert response.status_code == 200
     assert '<html lang="zh-CN">' in html
-    assert '登录 <span class="en" lang="en">Sign in</span>' in html
+    assert "登录" in html
+    assert "Sign in" not in html  # one language at a time: no gloss under each label
     assert 'for="email"' in html and 'for="password"' in html
+
+
+def test_a_browser_that_prefers_english_gets_english_until_the_person_picks(pages):
+    english = pages.get("/login", headers={"Accept-Language": "en-US,en;q=0.9"})
+    assert '<html lang="en">' in english.get_data(as_text=True)
+    chinese = pages.get("/login", headers={"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"})
+    assert '<html lang="zh-CN">' in chinese.get_data(as_text=True)
+    picked = pages.get("/login?lang=zh-CN", headers={"Accept-Language": "en"})
+    assert '<html lang="zh-CN">' in picked.get_data(as_text=True)
 
 
 def test_english_alone_with_lang_en_and_it_is_remembered_in_a_cookie(pages):
