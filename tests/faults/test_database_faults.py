@@ -176,7 +176,7 @@ def test_a_page_answers_an_html_503_with_retry_after_when_the_database_refuses(
 
     assert response.status_code == 503
     assert response.mimetype == "text/html"
-    assert "Temporarily unavailable" in response.get_data(as_text=True)
+    assert "暂时无法服务" in response.get_data(as_text=True)  # Chinese, the default
     assert int(response.headers["Retry-After"]) > 0
     assert errors_logged(caplog) == []
 
