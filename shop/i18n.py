@@ -31,8 +31,19 @@ TRANSLATIONS = Path(__file__).parent / "translations"
 CHINESE = "zh_CN"
 ENGLISH = "en"
 
-#: A message translated when it is read (``_l("Only %(left)s left.", left=2)``).
-_l = lazy_gettext
+#: Message fields that hold a state word (``paid``, ``claimed`` …): put into words too,
+#: so a Chinese sentence never carries an English state.
+STATE_FIELDS = frozenset({"state", "current", "to_state"})
+
+
+def _l(message: str, **variables: Any) -> LazyString:
+    """A message translated when it is read (``_l("Only %(left)s left.", left=2)``); a
+    state word in a state field is translated with it."""
+    for name in STATE_FIELDS & variables.keys():
+        if isinstance(variables[name], str):
+            variables[name] = lazy_gettext(STATE_WORDS.get(variables[name], variables[name]))
+    return lazy_gettext(message, **variables)
+
 
 #: The type a refusal's words may have: plain (already in words) or lazy.
 Words: TypeAlias = str | LazyString
@@ -41,6 +52,35 @@ Words: TypeAlias = str | LazyString
 def N_(message: str) -> str:
     """Marks a message for extraction only (titles kept as class attributes)."""
     return message
+
+
+#: Every state a refusal may name, as people say it (the msgids the catalog translates).
+STATE_WORDS = {
+    "pending_payment": N_("waiting for payment"),
+    "paid": N_("paid"),
+    "cancelled": N_("cancelled"),
+    "expired": N_("expired"),
+    "packing": N_("being packed"),
+    "packed": N_("packed"),
+    "shipped": N_("shipped"),
+    "delivered": N_("delivered"),
+    "refunded": N_("refunded"),
+    "queued": N_("waiting in the queue"),
+    "claimed": N_("claimed"),
+    "scheduled": N_("scheduled"),
+    "live": N_("live"),
+    "ended": N_("ended"),
+    "draft": N_("draft"),
+    "active": N_("active"),
+    "completed": N_("completed"),
+    "terminated": N_("terminated"),
+    "open": N_("open"),
+    "pending": N_("pending"),
+    "sending": N_("being sent"),
+    "failed": N_("failed"),
+    "done": N_("done"),
+    "dead": N_("dead"),
+}
 
 
 def select_locale() -> str:

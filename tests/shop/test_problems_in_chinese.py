@@ -131,3 +131,17 @@ def test_our_own_field_messages_are_chinese_too(client, world):
     assert zh["type"] == en["type"] == "validation"
     assert zh["errors"] == {"lines.1.listing_id": ["已经在另一行了。"]}
     assert en["errors"] == {"lines.1.listing_id": ["Already on another line."]}
+
+
+def test_a_state_in_a_refusal_is_said_in_the_readers_language(client, world):
+    listing, buyer = world
+    placed = order(client, buyer, [{"listing_id": listing.id, "qty": 1}], "en")
+    assert placed.status_code == 201, placed.get_json()
+    order_id = placed.get_json()["id"]
+    cancel = f"/api/v1/orders/{order_id}/cancel"
+    assert client.post(cancel, headers=buyer).status_code == 200
+
+    zh, en = in_both(lambda lang: client.post(cancel, headers={**buyer, "Accept-Language": lang}))
+    assert zh["type"] == en["type"] == "conflict"
+    assert "已取消" in zh["detail"] and "cancelled" not in zh["detail"]
+    assert "cancelled" in en["detail"]
