@@ -263,21 +263,8 @@ def start_session(session: DbSession, live_session_id: int, *, streamer_id: int)
 def pin_listing(
     session: DbSession, live_session_id: int, listing_id: int, *, streamer_id: int
 ) -> LiveSession:
-    """Show a listing on screen. Raises NotFound, Forbidden, Conflict if ended."""
-    live = _owned(session, live_session_id, streamer_id, lock=True)
-    listing = next((item for item in live.listings if item.id == listing_id), None)
-    if listing is None:
-        raise NotFound(
-            _l(
-                "Session %(live_id)s has no listing %(listing_id)s.",
-                live_id=live.id,
-                listing_id=listing_id,
-            )
-        )
-    if live.state == SessionState.ENDED:
-        raise Conflict(_l("This session has ended."))
-    if listing.withdrawn_at is not None:
-        raise Conflict(_l("This listing was withdrawn."))
+    """Show a listing on screen. Raises NotFound, Forbidden, Conflict (ended, withdrawn)."""
+    live, _ = _open_listing(session, live_session_id, listing_id, streamer_id)
     live.pinned_listing_id = listing_id
     session.flush()
     publish_live(session, live.id, "listing.pinned", listing_id=listing_id)
