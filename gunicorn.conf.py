@@ -34,6 +34,11 @@ preload_app = False  # the app (and psycopg) must load after gevent's patching
 #: greenlet of the same worker, that wait could never end. PostgreSQL ends it instead
 #: (DB_LOCK_TIMEOUT_MS, shop/config.py): the request answers 503, the worker goes on.
 os.environ.setdefault("DB_LOCK_TIMEOUT_MS", "5000")
+#: PostgreSQL connections per worker, all kept open: thousands of greenlets share them
+#: (a request waits for one at most DB_POOL_TIMEOUT_S). No overflow: under a steady
+#: load, overflow connections would be opened and closed for every request.
+os.environ.setdefault("DB_POOL_SIZE", "16")
+os.environ.setdefault("DB_MAX_OVERFLOW", "0")
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 

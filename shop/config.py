@@ -116,6 +116,12 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "DB_LOCK_TIMEOUT_MS": _int("DB_LOCK_TIMEOUT_MS", 0),
         #: seconds a request waits for a pooled connection when all are busy
         "DB_POOL_TIMEOUT_S": _int("DB_POOL_TIMEOUT_S", 5),
+        #: connections each process keeps open, and how many more it may open for a
+        #: burst (each closed again when it is returned to a full pool: under a steady
+        #: load above the pool size that is a new connection per request, so the
+        #: production config keeps a larger pool and no overflow; gunicorn.conf.py)
+        "DB_POOL_SIZE": _int("DB_POOL_SIZE", 5),
+        "DB_MAX_OVERFLOW": _int("DB_MAX_OVERFLOW", 10),
         #: contracts: a payout claimed for sending this long ago (sender died) is retried
         "PAYOUT_SENDING_LEASE_S": _int("PAYOUT_SENDING_LEASE_S", 900),
     }

@@ -128,6 +128,8 @@ def engine_options(config: Mapping[str, Any]) -> dict[str, Any]:
     # from an idle connection.
     return {
         "pool_timeout": config["DB_POOL_TIMEOUT_S"],
+        "pool_size": config["DB_POOL_SIZE"],
+        "max_overflow": config["DB_MAX_OVERFLOW"],
         "connect_args": {
             "connect_timeout": config["DB_CONNECT_TIMEOUT_S"],
             "options": _server_options(config),

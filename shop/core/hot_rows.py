@@ -10,6 +10,11 @@ waits on the lock: measured, accepts ran at a sixth of one bare write transactio
 it is open, so the worker runs nothing else from the gate to the COMMIT: it stalls
 its own greenlets for the few round trips of one order (about a millisecond), and
 the lock is held for round trips only. Outside gevent it changes nothing.
+
+``hold_until_transaction_ends(session)`` does the same from the first write of a
+transaction to its end (COMMIT or ROLLBACK): the reads before it — the token, the
+offer, most attempts' whole work in a flash sale — still let the worker's other
+greenlets run while PostgreSQL answers.
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session, SessionTransaction, scoped_session
 
 _lock = threading.Lock()
 _depth = 0
@@ -56,3 +64,36 @@ def without_yielding() -> Iterator[None]:
             if _depth == 0 and _cooperative is not None and waiting is not None:
                 waiting.wait = _cooperative  # type: ignore[attr-defined]
                 _cooperative = None
+
+
+_HELD = "shanhuo.hot_rows.held"
+
+
+def hold_until_transaction_ends(db_session: Any) -> None:
+    """``without_yielding()`` from now until ``db_session``'s transaction ends."""
+    session = db_session() if isinstance(db_session, scoped_session) else db_session
+    if _HELD in session.info:
+        return
+    held = without_yielding()
+    held.__enter__()
+    session.info[_HELD] = held
+
+
+def _release(session: Session) -> None:
+    held = session.info.pop(_HELD, None)
+    if held is not None:
+        held.__exit__(None, None, None)
+
+
+def _release_after_commit(session: Session) -> None:
+    if not session.in_nested_transaction():
+        _release(session)  # before the after-commit callbacks (they talk to Redis)
+
+
+def _release_when_ended(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        _release(session)  # a rollback, or a commit whose callbacks have run
+
+
+event.listen(Session, "after_commit", _release_after_commit, insert=True)
+event.listen(Session, "after_transaction_end", _release_when_ended)

@@ -1,5 +1,5 @@
-"""What each listing has left and whether its session is on sale, as this process
-last heard it: refusals without the database (README, "Refusals from memory").
+"""What each listing has left and whether it is on sale, as this process last heard
+it: refusals without the database (README, "Refusals from memory").
 
 **Memory may refuse, only the database accepts.** In a flash sale almost every
 attempt is a refusal; with this view a process answers a sold-out or not-on-sale
@@ -9,24 +9,33 @@ for a moment, never an oversold unit.
 
 How the view stays right (Redis only; the embedded default asks the database):
 
-- **It learns a session whole, from committed rows.** When the database refuses an
-  attempt, the view reads the session's listings (left, on sale) and the buyers who
-  ever ordered from it, in autocommit. It keeps them only if nothing about that
-  session arrived on the bus since just before the attempt's own read, and only
+- **It learns a session from committed rows.** When the database refuses an attempt,
+  the view reads the session's listings (left, on sale) and the keys of the orders
+  placed in it, in autocommit. A listing's row is kept only if nothing about that
+  listing (or its session) arrived on the bus since just before the read, and only
   while the subscription is healthy — so it never stores a state older than an
-  event it has already applied.
-- **The live bus keeps it current.** ``listing.stock`` / ``listing.sold_out``,
-  ``session.started`` / ``session.ended`` from every process, in order, through the
-  process's one subscription. Units that come back (a cancel, an expiry, a refund)
-  are a ``listing.stock`` event, so every process stops refusing within a second.
-- **A buyer who ever ordered from the session is never refused from memory**: their
-  attempt may be the repeat of a placed order (``Idempotency-Key``), which must get
-  that order back. Each placed order announces its buyer on ``shanhuo:stock-view:buyers``
-  before it commits.
+  event it has already applied. One read at a time per session.
+- **The live bus keeps it current.** ``listing.stock`` / ``listing.sold_out`` carry
+  what a listing has left; ``session.ended`` takes a session off sale; any other
+  change to a session's listings (added, updated, withdrawn, a restart) makes the
+  view forget the session. Units that come back (a cancel, an expiry, a refund) are a
+  ``listing.stock`` event, so every process stops refusing within a second.
+- **Nothing is trusted for longer than ``STOCK_VIEW_TTL_S`` since it was last
+  confirmed** (by an event about the listing or a read of its row), in case a
+  publisher's event was lost. A listing in use is read again in the background once
+  half of that has passed, so a sold-out listing keeps being refused from memory.
+- **The repeat of a placed order is never refused from memory**: an attempt whose
+  buyer and ``Idempotency-Key`` placed an order in the session goes to the database,
+  which answers it with that order. Each placed order announces its buyer and key on
+  ``shanhuo:stock-view:orders`` before it commits, and the keys are read whole when
+  a session is learned and every ``KEYS_RELOAD_S`` after. Any other attempt — a buyer
+  who ordered before, with a new key, included — is refused as the database would.
+  (Should an announcement be lost — the placing process failed to reach Redis — a
+  repeat of that order may meet the 409 on another process until the next reload;
+  the order itself stands.)
 - **It trusts nothing it cannot hear.** A subscription that is down or silent
   (``ProcessSubscription.healthy``) refuses nothing; after a reconnect everything
-  learned is dropped (events were missed); what was learned is forgotten after
-  ``STOCK_VIEW_TTL_S`` in any case, in case a publisher's event was lost.
+  learned is dropped (events were missed).
 """
 
 from __future__ import annotations
@@ -50,25 +59,34 @@ from shop.live.models import LiveListing
 
 log = logging.getLogger(__name__)
 
-BUYERS_CHANNEL = "shanhuo:stock-view:buyers"
+ORDERS_CHANNEL = "shanhuo:stock-view:orders"
 LIVE_PATTERN = "shanhuo:live:*"
-MAX_SESSIONS = 10_000  #: sessions remembered at once; past it the view starts over
+MAX_LISTINGS = 100_000  #: listings remembered at once; past it the view starts over
+KEYS_RELOAD_S = 30.0  #: a session's order keys are read whole again after this
+
+
+@dataclass
+class _Listing:
+    session_id: int
+    remaining: int
+    on_sale: bool
+    confirmed_at: float  #: monotonic time of the last event or read that said so
 
 
 @dataclass
 class _Session:
-    learned_at: float
-    on_sale: bool
-    remaining: dict[int, int]  #: listing id → units left
-    buyers: set[int] = field(default_factory=set)  #: who ever ordered from the session
+    #: (buyer id, Idempotency-Key) of every order placed in the session
+    keys: set[tuple[int, str]] = field(default_factory=set)
+    keys_read_at: float = float("-inf")
+    reading: bool = False  #: a read of the session is under way
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """Where the view stood just before a database read: ``learn`` takes its result
-    only if nothing about that session arrived since."""
+    """Where the view stood just before a database read: ``learn`` keeps a row only
+    if nothing about its listing arrived since."""
 
-    epoch: int
+    resets: int
     heard: int
 
 
@@ -81,29 +99,39 @@ class StockView:
         self.engine = engine
         self.ttl_s = ttl_s
         self.lock = threading.Lock()
+        self.listings: dict[int, _Listing] = {}
         self.sessions: dict[int, _Session] = {}
-        self.session_of: dict[int, int] = {}  #: listing id → live session id
         self.heard = 0  #: messages applied so far
-        self.session_heard: dict[int, int] = {}  #: session id → ``heard`` at its last message
-        self.epoch = 0
+        #: ``heard`` at the last message about a listing (and what it said was left),
+        #: and at the last one about a whole session
+        self.listing_heard: dict[int, tuple[int, int]] = {}
+        self.session_heard: dict[int, int] = {}
+        self.resets = 0  #: times everything was forgotten (a read begun before is void)
         listener.on_pattern(LIVE_PATTERN, self._live_event)
-        listener.on_channel(BUYERS_CHANNEL, self._buyer)
+        listener.on_channel(ORDERS_CHANNEL, self._order)
         listener.on_connect(self._start_over)
 
     # ------------------------------------------------------------------ asking
 
-    def refusal(self, listing_id: int, qty: int, buyer_id: int) -> DomainError | None:
+    def refusal(self, listing_id: int, qty: int, buyer_id: int, key: str) -> DomainError | None:
         """The refusal the database would give this attempt, when memory is sure of it."""
         if not self.listener.healthy():
             return None
+        now = time.monotonic()
         with self.lock:
-            live = self.sessions.get(self.session_of.get(listing_id, -1))
-            if live is None or time.monotonic() - live.learned_at > self.ttl_s:
+            listing = self.listings.get(listing_id)
+            live = self.sessions.get(listing.session_id) if listing is not None else None
+            if listing is None or live is None or now - listing.confirmed_at > self.ttl_s:
                 return None
-            remaining = live.remaining.get(listing_id)
-            if remaining is None or buyer_id in live.buyers:
+            if (buyer_id, key) in live.keys:
                 return None
-            on_sale = live.on_sale
+            on_sale, remaining = listing.on_sale, listing.remaining
+            refresh = now - listing.confirmed_at > self.ttl_s / 2 and not live.reading
+            if refresh:
+                live.reading = True
+                args = (Snapshot(self.resets, self.heard), listing.session_id, live)
+        if refresh:
+            threading.Thread(target=self._read, args=args, daemon=True).start()
         # The same problems, word for word, as ``shop.orders.service._price_lines``.
         if not on_sale:
             return Conflict(
@@ -120,44 +148,67 @@ class StockView:
 
     def snapshot(self) -> Snapshot:
         with self.lock:
-            return Snapshot(self.epoch, self.heard)
+            return Snapshot(self.resets, self.heard)
 
     # ------------------------------------------------------------------ learning
 
     def learn(self, before: Snapshot, live_session_id: int) -> None:
-        """Read the session's listings and buyers as committed now, and keep them if
-        nothing about the session arrived since ``before`` (see the module docstring)."""
-        if not self.listener.healthy() or self._moved(before, live_session_id):
-            return
-        from shop.orders.models import Order, OrderLine
-
-        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
-            listings = c.execute(_LISTINGS, {"session_id": live_session_id}).all()
-            buyers = set(c.scalars(_BUYERS(Order, OrderLine), {"session_id": live_session_id}))
+        """Read the session's listings (and order keys) as committed now, unless another
+        read of it is under way; keep what nothing arrived about since ``before``."""
         with self.lock:
-            if self.epoch != before.epoch or self._moved_locked(before, live_session_id):
+            live = self.sessions.get(live_session_id)
+            if live is not None and live.reading:
                 return
-            if len(self.sessions) >= MAX_SESSIONS:
-                self.sessions.clear()
-                self.session_of.clear()
-            self.sessions[live_session_id] = _Session(
-                learned_at=time.monotonic(),
-                on_sale=any(row.on_sale for row in listings),
-                remaining={row.id: row.remaining for row in listings},
-                buyers=buyers,
-            )
-            for row in listings:
-                self.session_of[row.id] = live_session_id
+            if live is None:
+                live = self.sessions[live_session_id] = _Session()
+            live.reading = True
+        self._read(before, live_session_id, live)
 
-    def announce_buyer(self, live_session_ids: Iterable[int], buyer_id: int) -> None:
-        """Tell every process that ``buyer_id`` ordered from these sessions (before the
-        order commits: a repeat of it must never be refused from memory)."""
+    def _read(self, before: Snapshot, live_session_id: int, live: _Session) -> None:
+        try:
+            if not self.listener.healthy() or self._moved(before, live_session_id):
+                return
+            from shop.orders.models import Order, OrderLine
+
+            params = {"session_id": live_session_id}
+            read_keys = time.monotonic() - live.keys_read_at > KEYS_RELOAD_S
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+                rows = c.execute(_LISTINGS, params).all()
+                keys = c.execute(_ORDER_KEYS(Order, OrderLine), params).all() if read_keys else []
+            now = time.monotonic()
+            with self.lock:
+                if self._moved_locked(before, live_session_id) or (
+                    self.sessions.get(live_session_id) is not live
+                ):
+                    return
+                if len(self.listings) >= MAX_LISTINGS:
+                    self._forget_all()
+                    return
+                for row in rows:
+                    remaining = row.remaining
+                    heard, said = self.listing_heard.get(row.id, (0, 0))
+                    if heard > before.heard:  # an event that arrived since is newer
+                        if row.id in self.listings:
+                            continue  # and was applied
+                        remaining = said
+                    self.listings[row.id] = _Listing(live_session_id, remaining, row.on_sale, now)
+                if read_keys:
+                    live.keys.update((buyer_id, key) for buyer_id, key in keys)
+                    live.keys_read_at = now
+        except Exception as error:  # memory refuses less meanwhile; the database answers
+            log.warning("stock view: session %s not read: %s", live_session_id, error)
+        finally:
+            live.reading = False
+
+    def announce_order(self, live_session_ids: Iterable[int], buyer_id: int, key: str) -> None:
+        """Tell every process that ``buyer_id`` is placing an order with ``key`` in these
+        sessions (before it commits: a repeat of it must never be refused from memory)."""
         for live_session_id in set(live_session_ids):
-            message = json.dumps({"session_id": live_session_id, "buyer_id": buyer_id})
+            message = json.dumps({"session_id": live_session_id, "buyer_id": buyer_id, "key": key})
             try:
-                self.client.publish(BUYERS_CHANNEL, message)
+                self.client.publish(ORDERS_CHANNEL, message)
             except Exception as error:  # the order stands; a repeat may meet a 409
-                log.warning("stock view: buyer not announced: %s", error)
+                log.warning("stock view: order not announced: %s", error)
 
     # ------------------------------------------------------------------ the bus
 
@@ -165,42 +216,54 @@ class StockView:
         live_session_id = int(channel.rsplit(":", 1)[1])
         record = json.loads(raw)
         event, data = record["event"], record["data"]
+        now = time.monotonic()
         with self.lock:
-            self._heard(live_session_id)
-            live = self.sessions.get(live_session_id)
-            if live is None:
+            if len(self.listing_heard) >= MAX_LISTINGS:
+                self._forget_all()
+            self.heard += 1
+            if event in ("listing.stock", "listing.sold_out"):
+                listing_id = int(data["listing_id"])
+                remaining = 0 if event == "listing.sold_out" else int(data["remaining"])
+                self.listing_heard[listing_id] = (self.heard, remaining)
+                listing = self.listings.get(listing_id)
+                if listing is not None:
+                    listing.remaining = remaining
+                    listing.confirmed_at = now
                 return
-            if event == "listing.stock":
-                live.remaining[int(data["listing_id"])] = int(data["remaining"])
-                self.session_of[int(data["listing_id"])] = live_session_id
-            elif event == "listing.sold_out":
-                live.remaining[int(data["listing_id"])] = 0
-            elif event == "session.started":
-                live.on_sale = True
-            elif event == "session.ended":
-                live.on_sale = False
-            elif event not in ("listing.pinned",):
-                # An event the view does not understand may change what is left: forget.
-                del self.sessions[live_session_id]
+            if event == "listing.pinned":
+                return
+            self.session_heard[live_session_id] = self.heard
+            if event == "session.ended":
+                for listing in self.listings.values():
+                    if listing.session_id == live_session_id:
+                        listing.on_sale = False
+                        listing.confirmed_at = now
+            else:
+                # A change the view does not follow (a listing added, edited or
+                # withdrawn; a start): forget the session, read it again when asked.
+                self.sessions.pop(live_session_id, None)
+                for listing_id in [
+                    i for i, row in self.listings.items() if row.session_id == live_session_id
+                ]:
+                    del self.listings[listing_id]
 
-    def _buyer(self, channel: str, raw: bytes) -> None:
+    def _order(self, channel: str, raw: bytes) -> None:
         message = json.loads(raw)
-        live_session_id = int(message["session_id"])
         with self.lock:
-            self._heard(live_session_id)
-            live = self.sessions.get(live_session_id)
+            live = self.sessions.get(int(message["session_id"]))
             if live is not None:
-                live.buyers.add(int(message["buyer_id"]))
+                live.keys.add((int(message["buyer_id"]), str(message["key"])))
 
     def _start_over(self, epoch: int) -> None:
         with self.lock:
-            self.epoch = epoch
-            self.sessions.clear()
-            self.session_of.clear()
+            self._forget_all()
 
-    def _heard(self, live_session_id: int) -> None:
-        self.heard += 1
-        self.session_heard[live_session_id] = self.heard
+    def _forget_all(self) -> None:
+        self.resets += 1
+        self.sessions.clear()
+        self.listings.clear()
+        self.listing_heard.clear()
+        self.session_heard.clear()
 
     def _moved(self, before: Snapshot, live_session_id: int) -> bool:
         with self.lock:
@@ -208,7 +271,8 @@ class StockView:
 
     def _moved_locked(self, before: Snapshot, live_session_id: int) -> bool:
         return (
-            self.epoch != before.epoch or self.session_heard.get(live_session_id, 0) > before.heard
+            self.resets != before.resets
+            or self.session_heard.get(live_session_id, 0) > before.heard
         )
 
 
@@ -217,9 +281,9 @@ _LISTINGS = select(LiveListing.id, LiveListing.remaining, LiveListing.on_sale).w
 )
 
 
-def _BUYERS(order: Any, line: Any) -> Any:
+def _ORDER_KEYS(order: Any, line: Any) -> Any:
     return (
-        select(order.buyer_id)
+        select(order.buyer_id, order.idempotency_key)
         .join(line, line.order_id == order.id)
         .where(
             line.listing_id.in_(

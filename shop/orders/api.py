@@ -10,7 +10,6 @@ from sqlalchemy import select
 from shop.accounts.models import Role
 from shop.api import Blueprint
 from shop.auth import current_user, requires
-from shop.core.hot_rows import without_yielding
 from shop.db import db
 from shop.errors import NotFound
 from shop.i18n import _l
@@ -86,19 +85,16 @@ def place_order(data: dict[str, Any], headers: dict[str, Any]) -> Any:
     Send a fresh `Idempotency-Key` per order; repeating the request with the same key
     returns the same order (200) instead of a second one.
     """
-    # From the stock gate (the last statement) to the COMMIT a hot listing is locked:
-    # the worker runs nothing else meanwhile (shop/core/hot_rows.py).
-    with without_yielding():
-        order, created = service.place_order(
-            db.session,
-            buyer_id=current_user().id,
-            lines=data["lines"],
-            shipping=data["shipping"],
-            idempotency_key=headers["idempotency_key"],
-            payment_timeout_s=current_app.config["ORDER_PAYMENT_TIMEOUT_S"],
-            view=stock_view(current_app),
-        )
-        db.session.commit()
+    order, created = service.place_order(
+        db.session,
+        buyer_id=current_user().id,
+        lines=data["lines"],
+        shipping=data["shipping"],
+        idempotency_key=headers["idempotency_key"],
+        payment_timeout_s=current_app.config["ORDER_PAYMENT_TIMEOUT_S"],
+        view=stock_view(current_app),
+    )
+    db.session.commit()
     return order_json(order), 201 if created else 200
 
 

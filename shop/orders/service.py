@@ -18,7 +18,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy import insert as sql_insert
 
 from shop.catalog.models import Product
-from shop.core import events
+from shop.core import events, hot_rows
 from shop.core.sql import dialect_insert
 from shop.db import DbSession, reads_outside_transaction, utcnow
 from shop.errors import Conflict, NotFound, OutOfStock, ValidationFailed
@@ -134,7 +134,8 @@ def place_order(
     listing sold out still gets its order). A sold-out attempt costs one read; a
     placed order four statements. With a stock ``view`` (Redis), an attempt the view
     is sure of is refused with no statement at all, and each order announces its
-    buyer to every process's view (so a repeat of it is never refused from memory).
+    buyer and key to every process's view (so a repeat of it is never refused from
+    memory).
     """
     request_hash = _fingerprint(lines, shipping)
     try:
@@ -147,7 +148,7 @@ def place_order(
         # before the COMMIT: once the order exists, no process refuses its repeat
         # from memory.
         sessions = [u.session_id for u, _, _ in priced if u.session_id is not None]
-        view.announce_buyer(sessions, buyer_id)
+        view.announce_order(sessions, buyer_id, idempotency_key)
     now = utcnow()
     values = {
         "buyer_id": buyer_id,
@@ -188,7 +189,9 @@ def place_order(
     ]
     session.execute(sql_insert(OrderLine), rows)
     # The stock gates come last: the rows they lock (a hot listing in a flash sale)
-    # stay locked only from here to the caller's COMMIT.
+    # stay locked only from here to the caller's COMMIT, and the worker runs nothing
+    # else meanwhile (shop/core/hot_rows.py).
+    hot_rows.hold_until_transaction_ends(session)
     stock.reserve(session, (units for units, _, _ in priced), enforce_limits=True, live_only=True)
     # The order as written, built here rather than read back (a round trip saved). It
     # is not attached to the session; ``get_order`` reads the stored one.
@@ -253,8 +256,8 @@ def _price_lines(
 
     Raises _KeyUsed as soon as a read finds the key's order (before refusing anything
     else), then ValidationFailed, Conflict, OutOfStock. A line the stock ``view`` is
-    sure of is refused from memory (never for a buyer who ordered from that session:
-    their attempt may repeat a placed order); a refusal read from the database
+    sure of is refused from memory (never the repeat of an order placed in that
+    session: it gets its order back); a refusal read from the database
     teaches the view the listing's session.
     """
     if not lines:
@@ -285,7 +288,7 @@ def _price_lines(
         seen.add(key)
         if key[0] == "listing_id":
             if view is not None:
-                refusal = view.refusal(key[1], qty, buyer_id)
+                refusal = view.refusal(key[1], qty, buyer_id, idempotency_key)
                 if refusal is not None:
                     raise refusal
                 before = view.snapshot()

@@ -94,3 +94,62 @@ def test_with_redis_a_known_refusal_and_a_known_token_cost_no_statement(app, fla
         repeat = attempt(client, headers, listing_id, "first")
     assert repeat.status_code == 200 and repeat.json["id"] == placed.json["id"]
     assert "SELECT" in sent  # a buyer who ordered is always asked about
+
+
+@pytest.mark.redis
+def test_with_redis_a_buyer_who_ordered_is_refused_from_memory_with_a_new_key(
+    app, flash_sale, auth
+):
+    """Only the repeat of a placed order (same buyer, same key) goes to the database:
+    the buyer's next attempt, with a key of its own, is refused from memory."""
+    client, headers, listing_id = flash_sale
+    with app.app_context():
+        _, other = auth("buyer")
+        db.session.remove()
+    placed = attempt(client, headers, listing_id, "first")
+    assert placed.status_code == 201
+    assert attempt(client, other, listing_id, "learn").status_code == 409  # learns
+
+    with statements(app) as sent:
+        refused = attempt(client, headers, listing_id, "a-new-key")
+    assert refused.status_code == 409 and refused.json["type"] == "out-of-stock"
+    assert sent == []
+
+
+@pytest.mark.redis
+def test_with_redis_a_sold_out_listing_stays_refused_from_memory_past_the_ttl(
+    app, committing, auth, make_product, make_live_session
+):
+    """What memory knows is trusted for STOCK_VIEW_TTL_S (1 s) since it was last
+    confirmed; a listing in use is read again in the background before that, so the
+    refusals keep coming from memory — and orders on another listing of the same
+    session (its events) do not stop them."""
+    from shop.live.stock_view import stock_view
+
+    with app.app_context():
+        live = make_live_session(
+            [(make_product(stock=5), 990, 1, None), (make_product(stock=50), 990, 40, None)]
+        )
+        sold_out, selling = (listing.id for listing in live.listings)
+        _, first = auth("buyer")
+        _, second = auth("buyer")
+        db.session.remove()
+    client = app.test_client()
+    view = stock_view(app)
+    assert view is not None
+    wait_until(view.listener.healthy)
+    assert attempt(client, first, sold_out, "buy").status_code == 201
+    assert attempt(client, second, sold_out, "learn").status_code == 409
+    learned_at = view.listings[sold_out].confirmed_at
+
+    started = time.monotonic()
+    n = 0
+    while time.monotonic() - started < 2.5:  # well past the TTL
+        n += 1
+        assert attempt(client, first, selling, f"other-{n}").status_code == 201
+        with app.app_context(), statements(app) as sent:
+            refused = attempt(client, second, sold_out, f"again-{n}")
+        assert refused.status_code == 409 and refused.json["detail"] == "Only 0 left."
+        assert "INSERT" not in sent and sent.count("SELECT") <= 1  # at most a background read
+        time.sleep(0.1)
+    assert view.listings[sold_out].confirmed_at > learned_at  # read again meanwhile
