@@ -88,15 +88,23 @@ def reads_outside_transaction(session: DbSession) -> Iterator[Connection]:
     """
     plain = session() if isinstance(session, scoped_session) else session
     bind = plain.get_bind()
-    if (
-        isinstance(bind, Engine)
-        and bind.dialect.name == "postgresql"
-        and not plain.in_transaction()
-    ):
+    if isinstance(bind, Engine) and can_run_outside_transaction(plain):
         with bind.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             yield connection
     else:
         yield session.connection()
+
+
+def can_run_outside_transaction(session: DbSession) -> bool:
+    """Whether ``reads_outside_transaction`` gives a connection of its own, in
+    autocommit (PostgreSQL, ``session`` not in a transaction)."""
+    plain = session() if isinstance(session, scoped_session) else session
+    bind = plain.get_bind()
+    return (
+        isinstance(bind, Engine)
+        and bind.dialect.name == "postgresql"
+        and not plain.in_transaction()
+    )
 
 
 #: A pooled connection idle for longer than this is pinged before it is handed out.

@@ -209,6 +209,7 @@ class RedisBus:
 
     def __init__(self, client: Any, listener: ProcessSubscription | None = None) -> None:
         self.client = client
+        self.publish_event = client.register_script(self.PUBLISH_EVENT)
         self.fanout = _CoalescingFanout(STOCK_EVERY_S)
         self.last_delivered: dict[int, int] = {}
         if listener is None:
@@ -224,32 +225,32 @@ class RedisBus:
         return f"shanhuo:live:{live_session_id}"
 
     def publish(self, live_session_id: int, event: str, data: dict[str, Any]) -> LiveEvent:
+        """One round trip: the next id, the kept list and the message (``PUBLISH_EVENT``)."""
         channel = self.channel(live_session_id)
-        record = LiveEvent(self._next_id(f"{channel}:seq"), event, data)
-        raw = record.to_json()
-        pipe = self.client.pipeline(transaction=False)
-        pipe.rpush(f"{channel}:history", raw)
-        pipe.ltrim(f"{channel}:history", -HISTORY, -1)
-        pipe.expire(f"{channel}:history", self.TTL_S)
-        pipe.expire(f"{channel}:seq", self.TTL_S)
-        pipe.publish(channel, raw)
-        pipe.execute()
-        return record
+        # The record's JSON after its id; the script puts the id in front.
+        rest = json.dumps({"event": event, "data": data})[1:]
+        args = (_time_base(), rest, HISTORY, self.TTL_S, channel)
+        record_id = self.publish_event(keys=[f"{channel}:seq", f"{channel}:history"], args=args)
+        return LiveEvent(int(record_id), event, data)
 
-    #: INCR, but never below the time base: a Redis that restarted without its data
-    #: goes on above the ids viewers kept (Last-Event-ID) instead of starting at 1.
-    NEXT_ID = """
+    #: INCR the session's event id, but never below the time base: a Redis that
+    #: restarted without its data goes on above the ids viewers kept (Last-Event-ID)
+    #: instead of starting at 1. Then keep the record for resume and publish it.
+    PUBLISH_EVENT = """
     local id = redis.call('INCR', KEYS[1])
     local base = tonumber(ARGV[1])
     if id < base then
         redis.call('SET', KEYS[1], ARGV[1])
         id = base
     end
+    local raw = '{"id": ' .. string.format('%.0f', id) .. ', ' .. ARGV[2]
+    redis.call('RPUSH', KEYS[2], raw)
+    redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
+    redis.call('EXPIRE', KEYS[2], ARGV[4])
+    redis.call('EXPIRE', KEYS[1], ARGV[4])
+    redis.call('PUBLISH', ARGV[5], raw)
     return id
     """
-
-    def _next_id(self, key: str) -> int:
-        return int(self.client.eval(self.NEXT_ID, 1, key, _time_base()))
 
     def subscribe(
         self, live_session_id: int, after_id: int | None

@@ -215,7 +215,7 @@ def update_listing(
         per_buyer_limit=listing.per_buyer_limit,
     )
     if delta:
-        _stock_changed(session, live.id, listing.id, listing.remaining)
+        stock_changed(session, live.id, listing.id, listing.remaining)
     return listing
 
 
@@ -374,7 +374,7 @@ def take_from_listing(session: DbSession, listing_id: int, qty: int) -> int | No
     ).first()
     if row is None:
         return None
-    _stock_changed(session, row.session_id, listing_id, row.remaining)
+    stock_changed(session, row.session_id, listing_id, row.remaining)
     return int(row.remaining)
 
 
@@ -392,7 +392,7 @@ def put_back_to_listing(session: DbSession, listing_id: int, qty: int) -> int | 
     ).first()
     if row is None:
         return None
-    _stock_changed(session, row.session_id, listing_id, row.remaining)
+    stock_changed(session, row.session_id, listing_id, row.remaining)
     return int(row.remaining)
 
 
@@ -404,7 +404,9 @@ def listing_refusal(session: DbSession, listing_id: int) -> tuple[bool, int]:
     return bool(row.on_sale), int(row.remaining)
 
 
-def _stock_changed(session: DbSession, live_session_id: int, listing_id: int, left: int) -> None:
+def stock_changed(session: DbSession, live_session_id: int, listing_id: int, left: int) -> None:
+    """Tell the session's viewers (and every process's stock view) what is left, once
+    ``session`` commits (at once outside a transaction)."""
     publish_live(session, live_session_id, "listing.stock", listing_id=listing_id, remaining=left)
     if left == 0:
         publish_live(session, live_session_id, "listing.sold_out", listing_id=listing_id)

@@ -45,7 +45,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from flask import Flask
@@ -70,6 +70,7 @@ class _Listing:
     session_id: int
     remaining: int
     on_sale: bool
+    limited: bool  #: has a per-buyer limit
     confirmed_at: float  #: monotonic time of the last event or read that said so
 
 
@@ -115,6 +116,37 @@ class StockView:
 
     def refusal(self, listing_id: int, qty: int, buyer_id: int, key: str) -> DomainError | None:
         """The refusal the database would give this attempt, when memory is sure of it."""
+        listing = self._known(listing_id, buyer_id, key)
+        if listing is None:
+            return None
+        # The same problems, word for word, as ``shop.orders.service._price_lines``.
+        if not listing.on_sale:
+            return Conflict(
+                _l("This listing is not on sale: its session is not live."),
+                listing_id=listing_id,
+            )
+        if listing.remaining < qty:
+            return OutOfStock(
+                _l("Only %(remaining)s left.", remaining=listing.remaining),
+                listing_id=listing_id,
+                remaining=listing.remaining,
+            )
+        return None
+
+    def placeable_at_once(self, listing_id: int, qty: int, buyer_id: int, key: str) -> int | None:
+        """The listing's live session, when memory says this attempt would be placed and
+        needs nothing but the stock gate: on sale, enough left, no per-buyer limit, not
+        the repeat of a placed order (``shop.orders.service`` then places it in one
+        statement, whose gate still decides)."""
+        listing = self._known(listing_id, buyer_id, key)
+        if listing is None or not listing.on_sale or listing.limited or listing.remaining < qty:
+            return None
+        return listing.session_id
+
+    def _known(self, listing_id: int, buyer_id: int, key: str) -> _Listing | None:
+        """A copy of what memory knows of the listing, if it can be trusted for this
+        attempt (not the repeat of a placed order). Past half its time to live, the
+        listing's session is read again in the background."""
         if not self.listener.healthy():
             return None
         now = time.monotonic()
@@ -125,26 +157,14 @@ class StockView:
                 return None
             if (buyer_id, key) in live.keys:
                 return None
-            on_sale, remaining = listing.on_sale, listing.remaining
+            known = replace(listing)
             refresh = now - listing.confirmed_at > self.ttl_s / 2 and not live.reading
             if refresh:
                 live.reading = True
                 args = (Snapshot(self.resets, self.heard), listing.session_id, live)
         if refresh:
             threading.Thread(target=self._read, args=args, daemon=True).start()
-        # The same problems, word for word, as ``shop.orders.service._price_lines``.
-        if not on_sale:
-            return Conflict(
-                _l("This listing is not on sale: its session is not live."),
-                listing_id=listing_id,
-            )
-        if remaining < qty:
-            return OutOfStock(
-                _l("Only %(remaining)s left.", remaining=remaining),
-                listing_id=listing_id,
-                remaining=remaining,
-            )
-        return None
+        return known
 
     def snapshot(self) -> Snapshot:
         with self.lock:
@@ -163,6 +183,15 @@ class StockView:
                 live = self.sessions[live_session_id] = _Session()
             live.reading = True
         self._read(before, live_session_id, live)
+
+    def learn_in_background(self, live_session_id: int) -> None:
+        """``learn`` in a thread of its own, when nothing of the session is known (an
+        order was placed through the database: the next ones may go at once)."""
+        with self.lock:
+            if live_session_id in self.sessions:
+                return
+            before = Snapshot(self.resets, self.heard)
+        threading.Thread(target=self.learn, args=(before, live_session_id), daemon=True).start()
 
     def _read(self, before: Snapshot, live_session_id: int, live: _Session) -> None:
         try:
@@ -191,7 +220,13 @@ class StockView:
                         if row.id in self.listings:
                             continue  # and was applied
                         remaining = said
-                    self.listings[row.id] = _Listing(live_session_id, remaining, row.on_sale, now)
+                    self.listings[row.id] = _Listing(
+                        live_session_id,
+                        remaining,
+                        row.on_sale,
+                        row.per_buyer_limit is not None,
+                        now,
+                    )
                 if read_keys:
                     live.keys.update((buyer_id, key) for buyer_id, key in keys)
                     live.keys_read_at = now
@@ -276,9 +311,9 @@ class StockView:
         )
 
 
-_LISTINGS = select(LiveListing.id, LiveListing.remaining, LiveListing.on_sale).where(
-    LiveListing.session_id == bindparam("session_id")
-)
+_LISTINGS = select(
+    LiveListing.id, LiveListing.remaining, LiveListing.on_sale, LiveListing.per_buyer_limit
+).where(LiveListing.session_id == bindparam("session_id"))
 
 
 def _ORDER_KEYS(order: Any, line: Any) -> Any:

@@ -1,0 +1,178 @@
+"""An accept in one statement (README, "Accepts in one statement"): when the stock view
+says an attempt will go — one line of a listing on sale with units enough, no
+per-buyer limit, not the repeat of a placed order — the order is placed by one
+statement in autocommit whose conditional UPDATE still decides. PostgreSQL and Redis,
+real commits."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from shop.db import db
+from shop.live.models import LiveListing
+from shop.live.stock_view import stock_view
+from shop.orders.models import Order, OrderLine
+from tests.shop.conftest import SHIPPING
+from tests.shop.test_orders_concurrency import race
+from tests.support.statements import statements
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+
+
+def attempt(client, headers, listing_id, key, qty=1):
+    return client.post(
+        "/api/v1/orders",
+        json={"lines": [{"listing_id": listing_id, "qty": qty}], "shipping": SHIPPING},
+        headers={**headers, "Idempotency-Key": key},
+    )
+
+
+def wait_until(condition, timeout: float = 3.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "not in time"
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def known_listing(app, committing, auth, make_product, make_live_session):
+    """A live listing of 5 units at 990 fen, known to the app's stock view (an order
+    through the database taught it); a client; three buyers' headers."""
+    with app.app_context():
+        live = make_live_session([(make_product(stock=10), 990, 5, None)])
+        listing_id = live.listings[0].id
+        buyers = [auth("buyer")[1] for _ in range(3)]
+        db.session.remove()
+    view = stock_view(app)
+    assert view is not None
+    wait_until(view.listener.healthy)
+    client = app.test_client()
+    assert attempt(client, buyers[0], listing_id, "teach").status_code == 201
+    for headers in buyers:  # the token cache knows them: what is sent is the order's
+        assert client.get("/api/v1/me", headers=headers).status_code == 200
+    wait_until(lambda: view.placeable_at_once(listing_id, 1, 0, "-") is not None)
+    return client, buyers, listing_id
+
+
+def stored(app, listing_id):
+    with app.app_context():
+        left = db.session.scalar(select(LiveListing.remaining).where(LiveListing.id == listing_id))
+        orders = db.session.scalar(select(func.count(Order.id)))
+        db.session.remove()
+    return left, orders
+
+
+def test_an_order_the_view_expects_is_one_statement(app, known_listing):
+    client, buyers, listing_id = known_listing
+    with app.app_context(), statements(app) as sent:
+        placed = attempt(client, buyers[1], listing_id, "at-once", qty=2)
+    assert placed.status_code == 201
+    assert sent == ["WITH"]  # the token from memory; no BEGIN, no COMMIT round trip
+    order = placed.json
+    assert order["total_fen"] == 2 * 990 and order["state"] == "pending_payment"
+    assert order["lines"] == [
+        {
+            "listing_id": listing_id,
+            "product_id": order["lines"][0]["product_id"],
+            "qty": 2,
+            "unit_price_fen": 990,
+        }
+    ]
+    with app.app_context():
+        line = db.session.scalars(select(OrderLine).where(OrderLine.order_id == order["id"])).one()
+        assert (line.qty, line.unit_price_fen, line.listing_id) == (2, 990, listing_id)
+        assert db.session.get(Order, order["id"]).total_fen == 1980
+        db.session.remove()
+    assert stored(app, listing_id)[0] == 2  # 5 − 1 (teach) − 2
+    # The view hears what is left, as from any order.
+    view = stock_view(app)
+    wait_until(lambda: view.listings[listing_id].remaining == 2)
+
+
+def test_a_repeat_the_view_has_not_heard_of_gets_its_order_and_takes_nothing(app, known_listing):
+    client, buyers, listing_id = known_listing
+    first = attempt(client, buyers[1], listing_id, "once")
+    assert first.status_code == 201
+    view = stock_view(app)
+    wait_until(lambda: view.listings[listing_id].remaining == 3)
+    # As if the announcement of the key had not arrived yet: the repeat is tried at
+    # once, the unique key undoes the whole statement, and the database way answers.
+    with view.lock:
+        for live in view.sessions.values():
+            live.keys.clear()
+    repeat = attempt(client, buyers[1], listing_id, "once")
+    assert repeat.status_code == 200 and repeat.json["id"] == first.json["id"]
+    assert stored(app, listing_id) == (3, 2)
+
+
+def test_when_the_view_is_behind_the_gate_refuses_and_the_database_explains(app, known_listing):
+    client, buyers, listing_id = known_listing
+    with app.app_context():  # sold elsewhere, and no event heard here
+        db.session.execute(
+            LiveListing.__table__.update().where(LiveListing.id == listing_id).values(remaining=0)
+        )
+        db.session.commit()
+    refused = attempt(client, buyers[1], listing_id, "late")
+    assert refused.status_code == 409
+    assert refused.json["type"] == "out-of-stock" and refused.json["detail"] == "Only 0 left."
+    assert stored(app, listing_id) == (0, 1)  # nothing written
+
+
+def test_a_listing_with_a_per_buyer_limit_is_never_placed_at_once(
+    app, committing, auth, make_product, make_live_session
+):
+    with app.app_context():
+        live = make_live_session([(make_product(stock=10), 990, 5, 2)])
+        listing_id = live.listings[0].id
+        buyers = [auth("buyer")[1] for _ in range(2)]
+        db.session.remove()
+    view = stock_view(app)
+    wait_until(view.listener.healthy)
+    client = app.test_client()
+    assert attempt(client, buyers[0], listing_id, "teach").status_code == 201
+    wait_until(lambda: listing_id in view.listings)
+    with app.app_context(), statements(app) as sent:
+        assert attempt(client, buyers[1], listing_id, "limited", qty=2).status_code == 201
+    assert "BEGIN" in sent and "WITH" not in sent
+    with app.app_context(), statements(app) as sent:
+        over = attempt(client, buyers[1], listing_id, "over")
+    assert over.status_code == 409 and over.json["type"] == "limit"
+
+
+def test_many_buyers_at_once_never_oversell(app, known_listing, auth):
+    """Twelve attempts at once on the 4 units left, each expected by the view: 4 orders,
+    8 refusals, nothing oversold, every refusal the database's or memory's 409."""
+    _, _, listing_id = known_listing
+    body = {"lines": [{"listing_id": listing_id, "qty": 1}], "shipping": SHIPPING}
+    with app.app_context():
+        headers = [auth("buyer")[1] for _ in range(12)]
+        results = race(app, [(h, body, f"race-{n}") for n, h in enumerate(headers)])
+    statuses = sorted(status for status, _ in results)
+    assert statuses == [201] * 4 + [409] * 8
+    assert all(problem["type"] == "out-of-stock" for status, problem in results if status == 409)
+    assert stored(app, listing_id) == (0, 5)
+    with app.app_context():
+        sold = db.session.scalar(
+            select(func.sum(OrderLine.qty)).where(OrderLine.listing_id == listing_id)
+        )
+        db.session.remove()
+    assert sold == 5
+
+
+def test_a_limit_set_since_the_view_learned_is_still_kept(app, known_listing):
+    """The statement's gate checks the listing has no per-buyer limit: a limit the view
+    has not heard of sends the attempt the database way, which enforces it."""
+    client, buyers, listing_id = known_listing
+    with app.app_context():  # a limit of 1, and no event heard here
+        db.session.execute(
+            LiveListing.__table__.update()
+            .where(LiveListing.id == listing_id)
+            .values(per_buyer_limit=1)
+        )
+        db.session.commit()
+    over = attempt(client, buyers[1], listing_id, "two", qty=2)
+    assert over.status_code == 409 and over.json["type"] == "limit"
+    assert stored(app, listing_id) == (4, 1)
