@@ -44,7 +44,6 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -235,15 +234,14 @@ class StockView:
         finally:
             live.reading = False
 
-    def announce_order(self, live_session_ids: Iterable[int], buyer_id: int, key: str) -> None:
-        """Tell every process that ``buyer_id`` is placing an order with ``key`` in these
-        sessions (before it commits: a repeat of it must never be refused from memory)."""
-        for live_session_id in set(live_session_ids):
-            message = json.dumps({"session_id": live_session_id, "buyer_id": buyer_id, "key": key})
-            try:
-                self.client.publish(ORDERS_CHANNEL, message)
-            except Exception as error:  # the order stands; a repeat may meet a 409
-                log.warning("stock view: order not announced: %s", error)
+    def announce_orders(self, live_session_id: int, orders: list[tuple[int, str]]) -> None:
+        """Tell every process that these (buyer id, key) are placing orders in the
+        session (before they commit: a repeat must never be refused from memory)."""
+        message = json.dumps({"session_id": live_session_id, "orders": orders})
+        try:
+            self.client.publish(ORDERS_CHANNEL, message)
+        except Exception as error:  # the orders stand; a repeat may meet a 409
+            log.warning("stock view: orders not announced: %s", error)
 
     # ------------------------------------------------------------------ the bus
 
@@ -287,7 +285,7 @@ class StockView:
         with self.lock:
             live = self.sessions.get(int(message["session_id"]))
             if live is not None:
-                live.keys.add((int(message["buyer_id"]), str(message["key"])))
+                live.keys.update((int(buyer_id), str(key)) for buyer_id, key in message["orders"])
 
     def _start_over(self, epoch: int) -> None:
         with self.lock:

@@ -14,19 +14,17 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import BigInteger, bindparam, select, true, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy import insert as sql_insert
-from sqlalchemy.exc import IntegrityError
 
 from shop.catalog.models import Product
 from shop.core import events, hot_rows
 from shop.core.sql import dialect_insert
-from shop.db import DbSession, can_run_outside_transaction, reads_outside_transaction, utcnow
+from shop.db import DbSession, reads_outside_transaction, utcnow
 from shop.errors import Conflict, NotFound, OutOfStock, ValidationFailed
 from shop.i18n import N_, _l
 from shop.live.models import LiveListing
-from shop.live.service import stock_changed
-from shop.orders import stock
+from shop.orders import at_once, stock
 from shop.orders.models import Order, OrderLine, OrderState
 
 if TYPE_CHECKING:
@@ -140,19 +138,24 @@ def place_order(
     memory).
     """
     request_hash = _fingerprint(lines, shipping)
-    if view is not None:
-        placed = _place_at_once(
-            session,
-            view,
-            buyer_id,
-            lines,
-            shipping,
-            idempotency_key,
-            request_hash,
-            payment_timeout_s,
-        )
+    if view is not None and len(lines) == 1 and lines[0].get("listing_id") is not None:
+        listing_id, qty = int(lines[0]["listing_id"]), int(lines[0]["qty"])
+        attempt = at_once.Attempt(buyer_id, idempotency_key, request_hash, shipping, qty)
+        placed = at_once.place_at_once(session, view, attempt, listing_id, payment_timeout_s)
         if placed is not None:
-            return placed, True
+            line = OrderLine(
+                order_id=placed.order_id,
+                product_id=placed.product_id,
+                listing_id=listing_id,
+                qty=qty,
+                unit_price_fen=placed.unit_price_fen,
+            )
+            values = _order_values(
+                buyer_id, shipping, idempotency_key, request_hash, payment_timeout_s
+            )
+            values.update(created_at=placed.created_at, expires_at=placed.expires_at)
+            total = qty * placed.unit_price_fen
+            return Order(id=placed.order_id, total_fen=total, **values, lines=[line]), True
     try:
         priced = _price_lines(session, buyer_id, idempotency_key, lines, view)
     except _KeyUsed as used:
@@ -163,7 +166,8 @@ def place_order(
         # before the COMMIT: once the order exists, no process refuses its repeat
         # from memory.
         sessions = [u.session_id for u, _, _ in priced if u.session_id is not None]
-        view.announce_order(sessions, buyer_id, idempotency_key)
+        for live_session_id in set(sessions):
+            view.announce_orders(live_session_id, [(buyer_id, idempotency_key)])
     values = {
         **_order_values(buyer_id, shipping, idempotency_key, request_hash, payment_timeout_s),
         "total_fen": sum(qty * price for _, qty, price in priced),
@@ -224,129 +228,6 @@ def _order_values(
         "created_at": now,
         "expires_at": now + timedelta(seconds=payment_timeout_s),
     }
-
-
-def _place_at_once(
-    session: DbSession,
-    view: StockView,
-    buyer_id: int,
-    lines: Sequence[dict[str, Any]],
-    shipping: dict[str, str],
-    idempotency_key: str,
-    request_hash: str,
-    payment_timeout_s: int,
-) -> Order | None:
-    """The flash sale's accept in one statement, when the stock view says it will go:
-    one line of a listing on sale with units enough, no per-buyer limit, and not the
-    repeat of a placed order. ``_TAKE_AND_PLACE`` takes the units and writes the order
-    and its line at the listing's price as the gate read it; on its own connection in
-    autocommit, so the listing's row is locked only while PostgreSQL runs it.
-
-    None when it did not happen — the gate said no (the view was behind), or the key
-    was used (the INSERT's unique index refused it: the whole statement, the units
-    too, is undone) — and the caller goes the general way, which reads and explains.
-    """
-    if len(lines) != 1 or lines[0].get("listing_id") is None:
-        return None
-    listing_id, qty = int(lines[0]["listing_id"]), int(lines[0]["qty"])
-    live_session_id = view.placeable_at_once(listing_id, qty, buyer_id, idempotency_key)
-    if live_session_id is None or not can_run_outside_transaction(session):
-        return None
-    view.announce_order([live_session_id], buyer_id, idempotency_key)
-    values = _order_values(buyer_id, shipping, idempotency_key, request_hash, payment_timeout_s)
-    try:
-        with reads_outside_transaction(session) as connection:
-            row = connection.execute(
-                _TAKE_AND_PLACE,
-                {f"v_{k}": v for k, v in {**values, "listing_id": listing_id, "qty": qty}.items()},
-            ).first()
-    except IntegrityError:
-        return None
-    if row is None:
-        return None
-    stock_changed(session, row.session_id, listing_id, row.remaining)
-    line = OrderLine(
-        order_id=row.order_id,
-        product_id=row.product_id,
-        listing_id=listing_id,
-        qty=qty,
-        unit_price_fen=row.price,
-    )
-    return Order(id=row.order_id, total_fen=qty * row.price, **values, lines=[line])
-
-
-def _take_and_place() -> Any:
-    """WITH gate (the listing's conditional UPDATE), placed (INSERT the order), line
-    (INSERT its line) SELECT what was placed: see ``_place_at_once``."""
-    # Parameters are named v_*: a name of a column would be taken for a value to SET.
-    qty = bindparam("v_qty", type_=BigInteger)
-    listing_id = bindparam("v_listing_id", type_=BigInteger)
-    gate = (
-        update(LiveListing)
-        .where(
-            LiveListing.id == listing_id,
-            LiveListing.on_sale.is_(True),
-            LiveListing.remaining >= qty,
-            LiveListing.per_buyer_limit.is_(None),
-        )
-        .values(remaining=LiveListing.remaining - qty)
-        .returning(
-            LiveListing.session_id,
-            LiveListing.product_id,
-            LiveListing.flash_price_fen.label("price"),
-            LiveListing.remaining,
-        )
-        .cte("gate")
-    )
-    columns = Order.__table__.c
-    named = [
-        "buyer_id",
-        "state",
-        "idempotency_key",
-        "request_hash",
-        "ship_name",
-        "ship_phone",
-        "ship_address",
-        "ship_region",
-        "created_at",
-        "expires_at",
-    ]
-    placed = (
-        sql_insert(Order)
-        .from_select(
-            [*named, "total_fen"],
-            select(
-                *(bindparam(f"v_{name}", type_=columns[name].type) for name in named),
-                gate.c.price * qty,
-            ),
-        )
-        .returning(Order.id)
-        .cte("placed")
-    )
-    line = (
-        sql_insert(OrderLine)
-        .from_select(
-            ["order_id", "product_id", "listing_id", "qty", "unit_price_fen"],
-            select(placed.c.id, gate.c.product_id, listing_id, qty, gate.c.price).select_from(
-                placed.join(gate, true())
-            ),
-        )
-        .cte("line")
-    )
-    return (
-        select(
-            placed.c.id.label("order_id"),
-            gate.c.session_id,
-            gate.c.product_id,
-            gate.c.price,
-            gate.c.remaining,
-        )
-        .select_from(placed.join(gate, true()))
-        .add_cte(line)
-    )
-
-
-_TAKE_AND_PLACE = _take_and_place()
 
 
 def _fingerprint(lines: Sequence[dict[str, Any]], shipping: dict[str, str]) -> str:

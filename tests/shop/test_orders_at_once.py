@@ -6,6 +6,7 @@ real commits."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -176,3 +177,46 @@ def test_a_limit_set_since_the_view_learned_is_still_kept(app, known_listing):
     over = attempt(client, buyers[1], listing_id, "two", qty=2)
     assert over.status_code == 409 and over.json["type"] == "limit"
     assert stored(app, listing_id) == (4, 1)
+
+
+def test_attempts_that_arrive_while_a_batch_runs_are_placed_together_by_one_of_them():
+    """The queue of a listing (shop/orders/at_once.py): the first attempt leads; those
+    arriving while its batch runs wait, and the first of them leads the next batch,
+    which takes all of them; every attempt returns once its batch is decided."""
+    from shop.orders.at_once import Attempt, Queues
+
+    queues = Queues()
+    batches: list[tuple[str, list[str]]] = []
+    first_running, release = threading.Event(), threading.Event()
+
+    def attempt(key: str) -> Attempt:
+        return Attempt(1, key, "hash", dict(SHIPPING), 1)
+
+    def runner(name: str):
+        def run(batch):
+            batches.append((name, [a.key for a in batch]))
+            if name == "k0":
+                first_running.set()
+                release.wait(5)
+            for n, each in enumerate(batch):
+                each.placed = (n, 990, 7)
+
+        return run
+
+    attempts = {f"k{n}": attempt(f"k{n}") for n in range(4)}
+    threads = [
+        threading.Thread(target=queues.place, args=(7, attempts[k], runner(k))) for k in attempts
+    ]
+    threads[0].start()
+    assert first_running.wait(5)
+    for thread in threads[1:]:
+        thread.start()
+    wait_until(lambda: len(queues.waiting.get(7, [])) == 3)
+    release.set()
+    for thread in threads:
+        thread.join(5)
+    assert batches[0] == ("k0", ["k0"]) and len(batches) == 2
+    leader, batch = batches[1]
+    assert sorted(batch) == ["k1", "k2", "k3"] and leader == batch[0]  # the first queued leads
+    assert all(a.placed is not None and a.error is None for a in attempts.values())
+    assert queues.running == set() and queues.waiting == {}

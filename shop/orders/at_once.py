@@ -1,0 +1,235 @@
+"""A flash sale's accepts, placed together: one statement for every attempt on a hot
+listing that arrives while the previous statement runs (README, "Accepts at once").
+
+When the stock view (``shop.live.stock_view``, Redis only) says an attempt will go —
+one line of a listing on sale with units enough, no per-buyer limit, and not the
+repeat of a placed order — it is not placed through the general path (a read, then a
+transaction of four statements) but queued for its listing. The first attempt of a
+queue leads: it takes everything queued (up to ``BATCH``) and runs ``_PLACE_MANY``,
+one statement in autocommit:
+
+- ``cur`` locks the listing's row, if it is on sale with no per-buyer limit;
+- the attempts, in arrival order, are filled while their running total of units is
+  within what is left; ``gate`` takes exactly those units (one UPDATE of the row);
+- ``placed`` and ``lines`` INSERT their orders and lines at the price ``cur`` read.
+
+So the row is locked only while PostgreSQL runs one statement, and the units, orders
+and lines of the whole batch commit together or not at all (a repeated key — the
+unique index — undoes all of it). The announcement of the orders' keys (see the
+stock view) and the listing's new count are one Redis message each per batch. While
+one batch runs, the worker's other greenlets queue the next: under load the batches
+grow by themselves, and a lone attempt is a batch of one.
+
+An attempt the batch did not place (not filled: the listing sold out; the statement
+refused: the view was behind, or a key was repeated) returns None, and its request
+goes the general way, which reads, explains or places it.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from shop.db import DbSession, can_run_outside_transaction, utcnow
+from shop.live.service import stock_changed
+from shop.orders.models import OrderState
+
+if TYPE_CHECKING:
+    from shop.live.stock_view import StockView
+
+BATCH = 200  #: attempts placed by one statement at most
+
+
+@dataclass
+class Attempt:
+    buyer_id: int
+    key: str
+    request_hash: str
+    shipping: dict[str, str]
+    qty: int
+    #: what the batch placed: the order's id, its unit price and product
+    placed: tuple[int, int, int] | None = None
+    error: BaseException | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+    leads: bool = False  #: woken to lead the next batch
+
+
+@dataclass(frozen=True)
+class Placed:
+    order_id: int
+    unit_price_fen: int
+    product_id: int
+    created_at: datetime
+    expires_at: datetime
+
+
+class Queues:
+    """One queue of attempts per listing, each run by its first attempt (see above)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.waiting: dict[int, list[Attempt]] = {}
+        self.running: set[int] = set()
+
+    def place(self, listing_id: int, attempt: Attempt, run: Any) -> None:
+        """Queue ``attempt``; return once a batch has decided it. ``run(batch)`` places
+        a batch (it is called by whichever attempt leads)."""
+        with self.lock:
+            self.waiting.setdefault(listing_id, []).append(attempt)
+            leads = listing_id not in self.running
+            self.running.add(listing_id)
+        if not leads:
+            attempt.done.wait()
+            if not attempt.leads:
+                return
+        with self.lock:
+            queued = self.waiting.pop(listing_id)
+            batch, rest = queued[:BATCH], queued[BATCH:]
+            if rest:
+                self.waiting[listing_id] = rest
+        try:
+            run(batch)
+        except BaseException as error:  # every request of the batch answers it
+            for each in batch:
+                each.error = error
+        finally:
+            with self.lock:
+                following = self.waiting.get(listing_id)
+                if following:
+                    following[0].leads = True
+                    following[0].done.set()
+                else:
+                    self.running.discard(listing_id)
+            for each in batch:
+                if each is not attempt:
+                    each.done.set()
+
+
+_queues = Queues()
+
+
+def place_at_once(
+    session: DbSession,
+    view: StockView,
+    attempt: Attempt,
+    listing_id: int,
+    payment_timeout_s: int,
+) -> Placed | None:
+    """Place ``attempt`` with others on the same listing, if the view says it will go;
+    None when it was not placed (the caller goes the general way). Raises what the
+    database raised (unavailable: 503)."""
+    live_session_id = view.placeable_at_once(listing_id, attempt.qty, attempt.buyer_id, attempt.key)
+    if live_session_id is None or not can_run_outside_transaction(session):
+        return None
+    engine = session.get_bind()
+    assert isinstance(engine, Engine)
+    now = utcnow()
+    expires_at = now + timedelta(seconds=payment_timeout_s)
+
+    def run(batch: list[Attempt]) -> None:
+        _place_batch(session, engine, view, live_session_id, listing_id, batch, now, expires_at)
+
+    _queues.place(listing_id, attempt, run)
+    if attempt.error is not None:
+        raise attempt.error
+    if attempt.placed is None:
+        return None
+    order_id, price, product_id = attempt.placed
+    return Placed(order_id, price, product_id, now, expires_at)
+
+
+def _place_batch(
+    session: DbSession,
+    engine: Engine,
+    view: StockView,
+    live_session_id: int,
+    listing_id: int,
+    batch: list[Attempt],
+    now: datetime,
+    expires_at: datetime,
+) -> None:
+    # One attempt per (buyer, key): a double tap's second request goes the general way
+    # (it waits on the unique index and gets the first one's order).
+    seen: set[tuple[int, str]] = set()
+    placing = []
+    for each in batch:
+        if (each.buyer_id, each.key) not in seen:
+            seen.add((each.buyer_id, each.key))
+            placing.append(each)
+    view.announce_orders(live_session_id, [(a.buyer_id, a.key) for a in placing])
+    params = {
+        "listing_id": listing_id,
+        "state": OrderState.PENDING_PAYMENT.value,
+        "created_at": now,
+        "expires_at": expires_at,
+        "buyer_ids": [a.buyer_id for a in placing],
+        "keys": [a.key for a in placing],
+        "hashes": [a.request_hash for a in placing],
+        "names": [a.shipping["name"] for a in placing],
+        "phones": [a.shipping["phone"] for a in placing],
+        "addresses": [a.shipping["address"] for a in placing],
+        "regions": [a.shipping["region"] for a in placing],
+        "qtys": [a.qty for a in placing],
+    }
+    try:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            rows = connection.execute(_PLACE_MANY, params).all()
+    except IntegrityError:
+        return  # a key was used before: nothing was written; each goes the general way
+    for row in rows:
+        placing[row.ord - 1].placed = (row.order_id, row.price, row.product_id)
+    if rows:
+        stock_changed(session, live_session_id, listing_id, rows[0].remaining)
+
+
+_PLACE_MANY = text(
+    """
+WITH cur AS (
+    SELECT id, session_id, product_id, flash_price_fen AS price, remaining
+    FROM live_listings
+    WHERE id = :listing_id AND on_sale AND per_buyer_limit IS NULL
+    FOR UPDATE
+), want AS (
+    SELECT *, sum(qty) OVER (ORDER BY ord) AS upto
+    FROM unnest(
+        CAST(:buyer_ids AS bigint[]), CAST(:keys AS text[]), CAST(:hashes AS text[]),
+        CAST(:names AS text[]), CAST(:phones AS text[]), CAST(:addresses AS text[]),
+        CAST(:regions AS text[]), CAST(:qtys AS bigint[])
+    ) WITH ORDINALITY AS w(buyer_id, key, hash, name, phone, address, region, qty, ord)
+), filled AS (
+    SELECT want.* FROM want, cur WHERE want.upto <= cur.remaining
+), gate AS (
+    UPDATE live_listings SET remaining = live_listings.remaining - (
+        SELECT coalesce(sum(qty), 0) FROM filled
+    )
+    FROM cur WHERE live_listings.id = cur.id
+    RETURNING live_listings.remaining
+), placed AS (
+    INSERT INTO orders (
+        buyer_id, state, total_fen, idempotency_key, request_hash,
+        ship_name, ship_phone, ship_address, ship_region, created_at, expires_at
+    )
+    SELECT filled.buyer_id, :state, filled.qty * cur.price, filled.key, filled.hash,
+           filled.name, filled.phone, filled.address, filled.region, :created_at, :expires_at
+    FROM filled, cur
+    ORDER BY filled.ord
+    RETURNING id, buyer_id, idempotency_key
+), lines AS (
+    INSERT INTO order_lines (order_id, product_id, listing_id, qty, unit_price_fen)
+    SELECT placed.id, cur.product_id, cur.id, filled.qty, cur.price
+    FROM placed
+    JOIN filled ON filled.buyer_id = placed.buyer_id AND filled.key = placed.idempotency_key,
+    cur
+)
+SELECT placed.id AS order_id, filled.ord, cur.price, cur.product_id, gate.remaining
+FROM placed
+JOIN filled ON filled.buyer_id = placed.buyer_id AND filled.key = placed.idempotency_key,
+cur, gate
+"""
+)
