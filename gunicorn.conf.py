@@ -25,6 +25,7 @@ worker_class = "gevent"
 #: room for the API and pages beside them
 worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "5000"))
 backlog = 2048
+reuse_port = True
 keepalive = 30  #: seconds: phones re-use their connection between taps
 timeout = 30  #: a worker that stops answering gunicorn's heartbeat is replaced
 graceful_timeout = 10  #: open streams are cut at a restart; EventSource reconnects

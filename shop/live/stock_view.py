@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -107,6 +108,10 @@ class StockView:
         self.listing_heard: dict[int, tuple[int, int]] = {}
         self.session_heard: dict[int, int] = {}
         self.resets = 0  #: times everything was forgotten (a read begun before is void)
+        #: sessions the reader thread is to read, with where the view stood when asked
+        self.waiting: dict[int, tuple[Snapshot, _Session]] = {}
+        self.wake = threading.Event()
+        self.reader_pid: int | None = None
         listener.on_pattern(LIVE_PATTERN, self._live_event)
         listener.on_channel(ORDERS_CHANNEL, self._order)
         listener.on_connect(self._start_over)
@@ -157,12 +162,8 @@ class StockView:
             if (buyer_id, key) in live.keys:
                 return None
             known = replace(listing)
-            refresh = now - listing.confirmed_at > self.ttl_s / 2 and not live.reading
-            if refresh:
-                live.reading = True
-                args = (Snapshot(self.resets, self.heard), listing.session_id, live)
-        if refresh:
-            threading.Thread(target=self._read, args=args, daemon=True).start()
+            if now - listing.confirmed_at > self.ttl_s / 2 and not live.reading:
+                self._read_soon(listing.session_id, live)
         return known
 
     def snapshot(self) -> Snapshot:
@@ -184,13 +185,32 @@ class StockView:
         self._read(before, live_session_id, live)
 
     def learn_in_background(self, live_session_id: int) -> None:
-        """``learn`` in a thread of its own, when nothing of the session is known (an
+        """``learn`` in the view's reader thread, when nothing of the session is known (an
         order was placed through the database: the next ones may go at once)."""
         with self.lock:
-            if live_session_id in self.sessions:
-                return
-            before = Snapshot(self.resets, self.heard)
-        threading.Thread(target=self.learn, args=(before, live_session_id), daemon=True).start()
+            if live_session_id not in self.sessions:
+                self.sessions[live_session_id] = live = _Session()
+                self._read_soon(live_session_id, live)
+
+    def _read_soon(self, live_session_id: int, live: _Session) -> None:
+        """Have the reader thread read the session (the caller holds ``self.lock``). A
+        request only wakes the reader: it never waits for it (under gevent, starting a
+        thread would make the request wait its turn behind every other greenlet)."""
+        live.reading = True
+        self.waiting.setdefault(live_session_id, (Snapshot(self.resets, self.heard), live))
+        self.wake.set()
+        if self.reader_pid != os.getpid():
+            self.reader_pid = os.getpid()
+            threading.Thread(target=self._reader, name="stock-view", daemon=True).start()
+
+    def _reader(self) -> None:
+        while True:
+            self.wake.wait()
+            with self.lock:
+                self.wake.clear()
+                waiting, self.waiting = self.waiting, {}
+            for live_session_id, (before, live) in waiting.items():
+                self._read(before, live_session_id, live)
 
     def _read(self, before: Snapshot, live_session_id: int, live: _Session) -> None:
         try:
