@@ -9,7 +9,9 @@ from typing import Any
 
 import redis
 from flask import Flask
+from flask.sessions import SecureCookieSessionInterface
 from flask_migrate import Migrate
+from itsdangerous import URLSafeTimedSerializer
 
 from shop import config as config_module
 from shop import errors, i18n
@@ -114,9 +116,23 @@ def _listen_to_redis(app: Flask, client: redis.Redis) -> None:
     install_token_cache(app, listener, client)
 
 
+class _CookieSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, with the signer built once per key rather than
+    on every request (every API call opens the session, cookie or not)."""
+
+    _built: tuple[Any, URLSafeTimedSerializer | None] | None = None
+
+    def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
+        keys = (app.secret_key, tuple(app.config["SECRET_KEY_FALLBACKS"] or ()))
+        if self._built is None or self._built[0] != keys:
+            self._built = (keys, super().get_signing_serializer(app))
+        return self._built[1]
+
+
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     config = config_module.load(overrides)
     app = Flask("shop", instance_path=config["INSTANCE_DIR"])
+    app.session_interface = _CookieSessions()
     app.config.update(config)
     app.config.update(OPENAPI_CONFIG)
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(config)

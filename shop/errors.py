@@ -27,14 +27,15 @@ class DomainError(Exception):
     headers: ClassVar[dict[str, str]] = {}
 
     def __init__(self, detail: Words | None = None, **extra: Any) -> None:
-        super().__init__(str(detail or self.title))
+        # Kept lazy: a refusal's words are looked up in the catalog once, when answered.
+        super().__init__(self.title if detail is None else detail)
         self._detail = detail
         self.extra = extra
 
     @property
     def detail(self) -> str:
         """The rule's words in the reader's language (the request's locale)."""
-        return str(self._detail) if self._detail else gettext(self.title)
+        return gettext(self.title) if self._detail is None else str(self._detail)
 
 
 class ValidationFailed(DomainError):
