@@ -88,8 +88,9 @@ def load(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         "LIVE_EVENTS_MAX_STREAMS_PER_CLIENT": _int("LIVE_EVENTS_MAX_STREAMS_PER_CLIENT", 50),
         #: the stock view (shop/live/stock_view.py) trusts what it learned for this long
         "STOCK_VIEW_TTL_S": _int("STOCK_VIEW_TTL_S", 1),
-        #: the token cache (shop/accounts/token_cache.py, with Redis only) keeps a caller
-        #: for this long at most; revocations reach it through Redis within a second
+        #: the token cache (shop/accounts/token_cache.py, with Redis only) keeps the caller
+        #: the database gave for a token this long at most; revocations reach it within a
+        #: second (announced through Redis, and polled from the database)
         "TOKEN_CACHE_S": _int("TOKEN_CACHE_S", 60),
         #: Celery on Redis: an unacknowledged task (its worker died) is redelivered after
         #: this (see shop/celery_app.py)

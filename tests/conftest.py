@@ -30,6 +30,7 @@ from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 from shop.accounts import service as accounts
+from shop.accounts.token_cache import token_cache
 from shop.app import create_app
 from shop.db import db
 
@@ -146,6 +147,9 @@ def app(app_config: dict[str, Any]) -> Iterator[Flask]:
     with app.app_context():
         flask_migrate.upgrade(revision="heads")  # the database is new and empty
     yield app
+    cache = token_cache(app)
+    if cache is not None and cache.watch is not None:
+        cache.watch.stop()
     with app.app_context():
         db.engine.dispose()
     if redis_client is not None:
@@ -200,6 +204,13 @@ def committing(app: Flask) -> Iterator[Flask]:
             else:
                 for name in reversed(tables):
                     connection.execute(text(f"DELETE FROM {name}"))
+    # RESTART IDENTITY gives the next test's users the ids of this test's; what this
+    # process remembers of those users' changes (their tokens are doubted, see
+    # shop/accounts/revocations.py) was about people who no longer exist.
+    cache = token_cache(app)
+    if cache is not None and cache.watch is not None:
+        with cache.watch.lock:
+            cache.watch.doubted.clear()
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, true
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, text, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shop.db import Base, utcnow
@@ -24,6 +24,14 @@ ROLE_VALUES = ", ".join(f"'{r.value}'" for r in Role)
 
 class User(Base):
     __tablename__ = "users"
+    __table_args__ = (
+        Index(
+            "ix_users_auth_changed_at",
+            "auth_changed_at",
+            postgresql_where=text("auth_changed_at IS NOT NULL"),
+            sqlite_where=text("auth_changed_at IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)  #: stored lower-case
@@ -35,6 +43,9 @@ class User(Base):
     session_version: Mapped[int] = mapped_column(default=0, server_default="0")
     #: a deactivated user cannot sign in, and their tokens and page sessions stop working
     active: Mapped[bool] = mapped_column(default=True, server_default=true())
+    #: when roles, password or status last changed, or every token was revoked: a
+    #: signed token issued before is checked in the database (shop/accounts/revocations.py)
+    auth_changed_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     role_rows: Mapped[list[UserRole]] = relationship(
@@ -87,10 +98,19 @@ class UserRole(Base):
 
 
 class ApiToken(Base):
-    """An opaque bearer token; only its SHA-256 is stored."""
+    """A bearer token (opaque or signed); only its SHA-256 is stored."""
 
     __tablename__ = "api_tokens"
-    __table_args__ = (Index("ix_api_tokens_user_id", "user_id"),)
+    __table_args__ = (
+        Index("ix_api_tokens_user_id", "user_id"),
+        # every process polls the latest revocations (shop/accounts/revocations.py)
+        Index(
+            "ix_api_tokens_revoked_at",
+            "revoked_at",
+            postgresql_where=text("revoked_at IS NOT NULL"),
+            sqlite_where=text("revoked_at IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))

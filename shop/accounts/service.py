@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from flask_babel import gettext
 from sqlalchemy import bindparam, select, update
 
-from shop.accounts import token_cache
+from shop.accounts import signed_tokens, token_cache
 from shop.accounts.models import ApiToken, Caller, Role, User, UserRole
 from shop.accounts.passwords import MIN_LENGTH, dummy_hash, hash_password, verify_password
 from shop.db import DbSession, reads_outside_transaction, utcnow
@@ -93,9 +93,23 @@ def authenticate(session: DbSession, *, email: str, password: str, scrypt_n: int
 
 
 def issue_token(session: DbSession, user: User, *, ttl_s: int) -> tuple[str, datetime]:
-    """A new opaque bearer token for ``user`` and its expiry; only its hash is stored."""
-    token = secrets.token_urlsafe(32)
-    expires_at = utcnow() + timedelta(seconds=ttl_s)
+    """A new bearer token for ``user`` and its expiry; only its hash is stored.
+
+    Signed with the current app's key (``shop.accounts.signed_tokens``: with Redis it
+    is let in without a database read), opaque outside an app."""
+    now = utcnow()
+    expires_at = now + timedelta(seconds=ttl_s)
+    key = signed_tokens.current_signing_key()
+    if key is None:
+        token = secrets.token_urlsafe(32)
+    else:
+        token = signed_tokens.sign(
+            key,
+            user_id=user.id,
+            roles=user.roles,
+            issued=int(now.timestamp()),
+            expires=int(expires_at.timestamp()),
+        )
     session.add(ApiToken(user_id=user.id, token_hash=token_hash(token), expires_at=expires_at))
     return token, expires_at
 
@@ -142,12 +156,13 @@ def caller_and_expiry(session: DbSession, token: str) -> tuple[Caller, datetime]
 def revoke_token(session: DbSession, token: str) -> None:
     """Revoke a token; revoking twice is harmless. Every process's token cache drops
     it once this commits."""
-    session.execute(
+    expires_at = session.execute(
         update(ApiToken)
         .where(ApiToken.token_hash == token_hash(token), ApiToken.revoked_at.is_(None))
         .values(revoked_at=utcnow())
-    )
-    token_cache.forget_after_commit(session, token_hash=token_hash(token))
+        .returning(ApiToken.expires_at)
+    ).scalar_one_or_none()
+    token_cache.forget_after_commit(session, token_hash=token_hash(token), expires_at=expires_at)
 
 
 def get_user(session: DbSession, user_id: int) -> User | None:
@@ -170,7 +185,15 @@ def sign_out_everywhere(session: DbSession, user: User) -> None:
         .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
         .values(revoked_at=utcnow())
     )
-    token_cache.forget_after_commit(session, user_id=user.id)
+    _auth_changed(session, user)
+
+
+def _auth_changed(session: DbSession, user: User) -> None:
+    """Note that what ``user``'s tokens say (roles, or that they are good at all) changed:
+    every process stops trusting a signed token issued before, once this commits
+    (``shop.accounts.revocations`` reads the stamp; the announcement is faster)."""
+    user.auth_changed_at = utcnow()
+    token_cache.forget_after_commit(session, user_id=user.id, changed_at=user.auth_changed_at)
 
 
 def check_new_password(password: str, field: str = "new_password") -> None:
@@ -235,8 +258,9 @@ def set_roles(session: DbSession, user_id: int, roles: Iterable[str], *, actor_i
         UserRole(role=role) for role in sorted(wanted - set(user.roles))
     ]
     session.flush()
-    # Cached callers carry their roles: every process forgets this user's after commit.
-    token_cache.forget_after_commit(session, user_id=user.id)
+    # Cached callers and signed tokens carry their roles: every process stops trusting
+    # this user's after commit.
+    _auth_changed(session, user)
     return user
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from shop.accounts.token_cache import token_cache
 from shop.app import create_app
 from shop.db import db
 from shop.live.stock_view import stock_view
@@ -58,6 +59,9 @@ def test_a_lost_subscription_stops_memory_from_refusing_until_it_is_back(
     view = stock_view(other)
     assert view is not None
     wait_for(view.listener.healthy)
+    tokens = token_cache(other)
+    assert tokens is not None
+    wait_for(tokens.trusted)  # its revocation poll has run: signed tokens from memory
     assert attempt(second).status_code == 409  # asks the database, learns
     with other.app_context(), statements(other) as sent:
         assert attempt(second).status_code == 409
@@ -74,5 +78,7 @@ def test_a_lost_subscription_stops_memory_from_refusing_until_it_is_back(
     wait_for(view.listener.healthy)
     assert view.sessions == {}  # what was learned before the loss is gone
     view.listener.stop()
+    assert tokens.watch is not None
+    tokens.watch.stop()
     with other.app_context():
         db.engine.dispose()

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from shop.accounts.token_cache import token_cache
 from shop.db import db
 from tests.shop.conftest import SHIPPING
 from tests.support.statements import statements
@@ -73,11 +74,16 @@ def wait_until(condition, timeout: float = 2.0) -> None:
 def test_with_redis_a_known_refusal_and_a_known_token_cost_no_statement(app, flash_sale, auth):
     """Memory refuses (README, "Refusals from memory"): once the process has learned
     the sold-out listing, another buyer's attempt sends nothing to PostgreSQL and gets
-    the same problem; the buyer who ordered still gets their order back on a repeat."""
+    the same problem — even a buyer the process never saw (their signed token is let
+    in from memory); the buyer who ordered still gets their order back on a repeat."""
     client, headers, listing_id = flash_sale
     with app.app_context():
         _, other = auth("buyer")
+        _, newcomer = auth("buyer")
         db.session.remove()
+    tokens = token_cache(app)
+    assert tokens is not None
+    wait_until(tokens.trusted)  # the process's revocation poll has run
     placed = attempt(client, headers, listing_id, "first")
     assert placed.status_code == 201
     learned = attempt(client, other, listing_id, "other-1")  # asks (unless learned), learns
@@ -88,6 +94,11 @@ def test_with_redis_a_known_refusal_and_a_known_token_cost_no_statement(app, fla
     assert refused.status_code == 409
     assert refused.json == learned.json  # word for word what the database said
     assert sent == []  # no token read, no offer read
+
+    with statements(app) as sent:
+        first_sight = attempt(client, newcomer, listing_id, "newcomer-1")
+    assert first_sight.status_code == 409 and first_sight.json == learned.json
+    assert sent == []  # a token never seen before: not read either
 
     with statements(app) as sent:
         repeat = attempt(client, headers, listing_id, "first")
@@ -134,9 +145,10 @@ def test_with_redis_a_sold_out_listing_stays_refused_from_memory_past_the_ttl(
         _, second = auth("buyer")
         db.session.remove()
     client = app.test_client()
-    view = stock_view(app)
-    assert view is not None
+    view, tokens = stock_view(app), token_cache(app)
+    assert view is not None and tokens is not None
     wait_until(view.listener.healthy)
+    wait_until(tokens.trusted)  # the tokens too are let in from memory
     assert attempt(client, first, sold_out, "buy").status_code == 201
     assert attempt(client, second, sold_out, "learn").status_code == 409
     learned_at = view.listings[sold_out].confirmed_at
