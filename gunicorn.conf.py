@@ -25,6 +25,9 @@ worker_class = "gevent"
 #: room for the API and pages beside them
 worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "5000"))
 backlog = 2048
+#: each worker listens on a socket of its own and the kernel spreads new connections
+#: evenly over them (with one shared socket, the least busy worker takes most
+#: connections at a burst, and keeps them: keep-alive)
 reuse_port = True
 keepalive = 30  #: seconds: phones re-use their connection between taps
 timeout = 30  #: a worker that stops answering gunicorn's heartbeat is replaced

@@ -327,6 +327,7 @@ def main() -> None:
             "CELERY_BROKER_URL": None,
             "REDIS_URL": None,
             "PASSWORD_SCRYPT_N": 2**10,
+            "SECRET_KEY": "bench",  # the server's: the villagers' tokens are signed with it
         }
     )
     workshop_id, tokens = seed(app, args.tasks, args.villagers)

@@ -45,6 +45,7 @@ sys.path.insert(0, str(REPO))
 
 ALLOTMENT = 500
 LARGE = 5_000_000  #: listing B: more than any run can sell
+SECRET_KEY = "bench-secret"
 
 
 def parse() -> argparse.Namespace:
@@ -170,7 +171,7 @@ def start_gunicorn(args: argparse.Namespace) -> subprocess.Popen[bytes]:
         **os.environ,
         "DATABASE_URL": args.database_url,
         "REDIS_URL": args.redis_url,
-        "SECRET_KEY": "bench-secret",
+        "SECRET_KEY": SECRET_KEY,
         "SHANHUO_ENV": "development",
         "TRUSTED_PROXY_COUNT": "1",
         "LIVE_EVENTS_STREAM_S": "3600",
@@ -388,7 +389,10 @@ def main() -> None:
     print(f"seeding {args.buyers} buyers and the listings …", flush=True)
     from shop.app import create_app
 
-    app = create_app({"DATABASE_URL": args.database_url, "REDIS_URL": None})
+    # The server's SECRET_KEY: the buyers' tokens are signed with it.
+    app = create_app(
+        {"DATABASE_URL": args.database_url, "REDIS_URL": None, "SECRET_KEY": SECRET_KEY}
+    )
     plan = seed(app, args.buyers)
     load_before = os.getloadavg()
     server = start_gunicorn(args)

@@ -58,6 +58,7 @@ from sqlalchemy import Engine, bindparam, create_engine, func, select
 
 from shop.accounts.models import ApiToken, User
 from shop.accounts.signed_tokens import Claims
+from shop.core.hot_rows import without_yielding
 from shop.db import bound_replies, engine_options, reply_timeout_s
 
 log = logging.getLogger(__name__)
@@ -137,7 +138,14 @@ class RevocationWatch:
     def poll(self, engine: Engine) -> None:
         """Read what was revoked since the previous poll (see the module docstring)."""
         started = time.monotonic()
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        # Three short statements, waited for without letting the worker's other
+        # greenlets in (shop/core/hot_rows.py): on a saturated gevent worker each
+        # yield would cost a turn behind every ready request, and a poll that takes
+        # longer than TRUST_S − POLL_S would send every token to the database.
+        with (
+            without_yielding(),
+            engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection,
+        ):
             db_time = connection.execute(select(func.now())).scalar_one()
             if self.polled_db_time is None:
                 since = db_time - timedelta(seconds=self.token_ttl_s + OVERLAP_S)

@@ -167,6 +167,10 @@ class TokenCache:
         with self.lock:
             self.revocations += 1
             self.entries.clear()
+        if self.watch is not None:
+            # Poll from the moment the process hears Redis (its first viewer or
+            # request), not from the first token: the first buyers meet a fresh watch.
+            self.watch.ensure_started()
 
 
 def forget_after_commit(

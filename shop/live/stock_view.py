@@ -52,6 +52,7 @@ from flask import Flask
 from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Engine
 
+from shop.core.hot_rows import without_yielding
 from shop.core.redis_listener import ProcessSubscription
 from shop.errors import Conflict, DomainError, OutOfStock
 from shop.i18n import _l
@@ -220,7 +221,13 @@ class StockView:
 
             params = {"session_id": live_session_id}
             read_keys = time.monotonic() - live.keys_read_at > KEYS_RELOAD_S
-            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+            # Waited for without letting the worker's other greenlets in: on a saturated
+            # gevent worker each yield costs a turn behind every ready request, and a
+            # read that outlives the time to live sends every refusal to the database.
+            with (
+                without_yielding(),
+                self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c,
+            ):
                 rows = c.execute(_LISTINGS, params).all()
                 keys = c.execute(_ORDER_KEYS(Order, OrderLine), params).all() if read_keys else []
             now = time.monotonic()
