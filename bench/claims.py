@@ -150,6 +150,7 @@ def seed(app: Flask, tasks: int, villagers: int) -> tuple[int, list[str]]:
                         "expected_weight_g": 1000,
                         "paid_at": now,
                         "created_at": now,
+                        "due_at": now,  # a parcel is due PARCEL_DUE_S after payment
                         "needs_review": False,
                     }
                     for o in order_ids
