@@ -20,9 +20,12 @@ stock view) and the listing's new count are one Redis message each per batch. Wh
 one batch runs, the worker's other greenlets queue the next: under load the batches
 grow by themselves, and a lone attempt is a batch of one.
 
-An attempt the batch did not place (not filled: the listing sold out; the statement
-refused: the view was behind, or a key was repeated) returns None, and its request
-goes the general way, which reads, explains or places it.
+An attempt the batch could not fill because fewer units are left than it wants is
+refused at once, with the general way's words (``key_used`` makes sure it is not the
+repeat of an earlier order, which must get that order back). Any other attempt the
+batch did not place (the statement refused: the view was behind, or a key was
+repeated) returns None, and its request goes the general way, which reads, explains
+or places it.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from shop.db import DbSession, can_run_outside_transaction, utcnow
+from shop.errors import OutOfStock
+from shop.i18n import _l
 from shop.live.service import stock_changed
 from shop.orders.models import OrderState
 
@@ -55,6 +60,9 @@ class Attempt:
     qty: int
     #: what the batch placed: the order's id, its unit price and product
     placed: tuple[int, int, int] | None = None
+    #: not placed, and no use asking the database: the units it wants are more than the
+    #: listing has left once the batch took its own (what is left)
+    short: int | None = None
     error: BaseException | None = None
     done: threading.Event = field(default_factory=threading.Event)
     leads: bool = False  #: woken to lead the next batch
@@ -122,8 +130,9 @@ def place_at_once(
     payment_timeout_s: int,
 ) -> Placed | None:
     """Place ``attempt`` with others on the same listing, if the view says it will go;
-    None when it was not placed (the caller goes the general way). Raises what the
-    database raised (unavailable: 503)."""
+    None when it was not placed (the caller goes the general way). Raises OutOfStock
+    when the batch found fewer units left than it wants (the same words as the general
+    way), and what the database raised (unavailable: 503)."""
     live_session_id = view.placeable_at_once(listing_id, attempt.qty, attempt.buyer_id, attempt.key)
     if live_session_id is None or not can_run_outside_transaction(session):
         return None
@@ -138,6 +147,12 @@ def place_at_once(
     _queues.place(listing_id, attempt, run)
     if attempt.error is not None:
         raise attempt.error
+    if attempt.short is not None:
+        raise OutOfStock(
+            _l("Only %(remaining)s left.", remaining=attempt.short),
+            listing_id=listing_id,
+            remaining=attempt.short,
+        )
     if attempt.placed is None:
         return None
     order_id, price, product_id = attempt.placed
@@ -183,8 +198,14 @@ def _place_batch(
     except IntegrityError:
         return  # a key was used before: nothing was written; each goes the general way
     for row in rows:
-        placing[row.ord - 1].placed = (row.order_id, row.price, row.product_id)
-    if rows:
+        each = placing[row.ord - 1]
+        if row.order_id is not None:
+            each.placed = (row.order_id, row.price, row.product_id)
+        elif not row.key_used and each.qty > row.remaining:
+            each.short = row.remaining
+        # else: a key used before (the general way answers with its order), or units
+        # enough for it alone, skipped to keep the batch's arrival order
+    if any(row.order_id is not None for row in rows):
         stock_changed(session, live_session_id, listing_id, rows[0].remaining)
 
 
@@ -227,9 +248,12 @@ WITH cur AS (
     JOIN filled ON filled.buyer_id = placed.buyer_id AND filled.key = placed.idempotency_key,
     cur
 )
-SELECT placed.id AS order_id, filled.ord, cur.price, cur.product_id, gate.remaining
-FROM placed
-JOIN filled ON filled.buyer_id = placed.buyer_id AND filled.key = placed.idempotency_key,
-cur, gate
+SELECT want.ord, placed.id AS order_id, cur.price, cur.product_id, gate.remaining,
+       EXISTS (
+           SELECT 1 FROM orders
+           WHERE orders.buyer_id = want.buyer_id AND orders.idempotency_key = want.key
+       ) AS key_used
+FROM want CROSS JOIN cur CROSS JOIN gate
+LEFT JOIN placed ON placed.buyer_id = want.buyer_id AND placed.idempotency_key = want.key
 """
 )

@@ -12,7 +12,7 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from shop.db import db
+from shop.db import db, utcnow
 from shop.live.models import LiveListing
 from shop.live.stock_view import stock_view
 from shop.orders.models import Order, OrderLine
@@ -220,3 +220,33 @@ def test_attempts_that_arrive_while_a_batch_runs_are_placed_together_by_one_of_t
     assert sorted(batch) == ["k1", "k2", "k3"] and leader == batch[0]  # the first queued leads
     assert all(a.placed is not None and a.error is None for a in attempts.values())
     assert queues.running == set() and queues.waiting == {}
+
+
+def test_a_batch_fills_in_arrival_order_and_refuses_at_once_what_cannot_fit(app, known_listing):
+    """One statement for four attempts on the 4 units left (shop/orders/at_once.py):
+    3 + 2 + 1 + 5 units. The first fits; the second wants more than the 1 left and is
+    refused by the batch, with the general way's words; the third would fit alone but
+    comes after one that did not, so it goes the general way (None); the fourth wants
+    more than is left but repeats an earlier order's key, so it goes the general way too
+    (which answers with that order)."""
+    from shop.orders.at_once import Attempt, _place_batch
+
+    client, buyers, listing_id = known_listing
+    first, second, third = (client.get("/api/v1/me", headers=h).json["id"] for h in buyers)
+    attempts = [
+        Attempt(second, "three", "h", dict(SHIPPING), 3),
+        Attempt(third, "two", "h", dict(SHIPPING), 2),
+        Attempt(first, "one", "h", dict(SHIPPING), 1),
+        Attempt(first, "teach", "h", dict(SHIPPING), 5),  # the fixture's order's key
+    ]
+    with app.app_context():
+        live_session_id = db.session.get(LiveListing, listing_id).session_id
+        now = utcnow()
+        view = stock_view(app)
+        _place_batch(db.session, db.engine, view, live_session_id, listing_id, attempts, now, now)
+        db.session.remove()
+    assert attempts[0].placed is not None and attempts[0].short is None
+    assert attempts[1].placed is None and attempts[1].short == 1
+    assert attempts[2].placed is None and attempts[2].short is None
+    assert attempts[3].placed is None and attempts[3].short is None
+    assert stored(app, listing_id) == (1, 2)  # 4 − 3 left; the teaching order and one more
