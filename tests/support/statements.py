@@ -11,14 +11,23 @@ from sqlalchemy import event
 from shop.db import db
 
 
+class Sent(list[str]):
+    """The first words; ``texts`` has each statement whole."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts: list[str] = []
+
+
 @contextmanager
-def statements(app: Any) -> Iterator[list[str]]:
+def statements(app: Any) -> Iterator[Sent]:
     """Every statement the app's engine sends: the first word of each, BEGIN, and END
-    for a COMMIT or ROLLBACK."""
-    sent: list[str] = []
+    for a COMMIT or ROLLBACK (and in ``.texts`` each statement whole)."""
+    sent = Sent()
 
     def on_execute(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         sent.append(statement.split(None, 1)[0].upper())
+        sent.texts.append(statement)
 
     def sends(conn: Any) -> bool:
         """On an autocommit connection SQLAlchemy's begin and end send nothing."""
