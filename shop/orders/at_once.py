@@ -51,6 +51,17 @@ if TYPE_CHECKING:
 BATCH = 200  #: attempts placed by one statement at most
 
 
+@dataclass(frozen=True)
+class Placed:
+    """An order a batch placed: its id, unit price and product, and the batch's times."""
+
+    order_id: int
+    unit_price_fen: int
+    product_id: int
+    created_at: datetime
+    expires_at: datetime
+
+
 @dataclass
 class Attempt:
     buyer_id: int
@@ -58,23 +69,13 @@ class Attempt:
     request_hash: str
     shipping: dict[str, str]
     qty: int
-    #: what the batch placed: the order's id, its unit price and product
-    placed: tuple[int, int, int] | None = None
+    placed: Placed | None = None  #: what the batch placed
     #: not placed, and no use asking the database: the units it wants are more than the
     #: listing has left once the batch took its own (what is left)
     short: int | None = None
     error: BaseException | None = None
     done: threading.Event = field(default_factory=threading.Event)
     leads: bool = False  #: woken to lead the next batch
-
-
-@dataclass(frozen=True)
-class Placed:
-    order_id: int
-    unit_price_fen: int
-    product_id: int
-    created_at: datetime
-    expires_at: datetime
 
 
 class Queues:
@@ -153,10 +154,7 @@ def place_at_once(
             listing_id=listing_id,
             remaining=attempt.short,
         )
-    if attempt.placed is None:
-        return None
-    order_id, price, product_id = attempt.placed
-    return Placed(order_id, price, product_id, now, expires_at)
+    return attempt.placed
 
 
 def _place_batch(
@@ -200,7 +198,7 @@ def _place_batch(
     for row in rows:
         each = placing[row.ord - 1]
         if row.order_id is not None:
-            each.placed = (row.order_id, row.price, row.product_id)
+            each.placed = Placed(row.order_id, row.price, row.product_id, now, expires_at)
         elif not row.key_used and each.qty > row.remaining:
             each.short = row.remaining
         # else: a key used before (the general way answers with its order), or units

@@ -85,7 +85,11 @@ def test_an_order_the_view_expects_is_one_statement(app, known_listing):
     with app.app_context():
         line = db.session.scalars(select(OrderLine).where(OrderLine.order_id == order["id"])).one()
         assert (line.qty, line.unit_price_fen, line.listing_id) == (2, 990, listing_id)
-        assert db.session.get(Order, order["id"]).total_fen == 1980
+        stored_order = db.session.get(Order, order["id"])
+        assert stored_order.total_fen == 1980
+        # the answer's times are the stored ones (the batch's, whoever led it)
+        assert order["created_at"] == stored_order.created_at.isoformat()
+        assert order["expires_at"] == stored_order.expires_at.isoformat()
         db.session.remove()
     assert stored(app, listing_id)[0] == 2  # 5 − 1 (teach) − 2
     # The view hears what is left, as from any order.
@@ -183,7 +187,7 @@ def test_attempts_that_arrive_while_a_batch_runs_are_placed_together_by_one_of_t
     """The queue of a listing (shop/orders/at_once.py): the first attempt leads; those
     arriving while its batch runs wait, and the first of them leads the next batch,
     which takes all of them; every attempt returns once its batch is decided."""
-    from shop.orders.at_once import Attempt, Queues
+    from shop.orders.at_once import Attempt, Placed, Queues
 
     queues = Queues()
     batches: list[tuple[str, list[str]]] = []
@@ -199,7 +203,7 @@ def test_attempts_that_arrive_while_a_batch_runs_are_placed_together_by_one_of_t
                 first_running.set()
                 release.wait(5)
             for n, each in enumerate(batch):
-                each.placed = (n, 990, 7)
+                each.placed = Placed(n, 990, 7, utcnow(), utcnow())
 
         return run
 
