@@ -133,9 +133,10 @@ def place_order(
     (a repeat is answered with that order before any refusal: a retry after the
     listing sold out still gets its order). A sold-out attempt costs one read; a
     placed order four statements. With a stock ``view`` (Redis), an attempt the view
-    is sure of is refused with no statement at all, and each order announces its
-    buyer and key to every process's view (so a repeat of it is never refused from
-    memory).
+    is sure of is refused with no statement at all; one it expects to go is placed
+    with the others arriving on that listing by one statement (``shop.orders.at_once``);
+    and each order announces its buyer and key to every process's view (so a repeat
+    of it is never refused from memory).
     """
     request_hash = _fingerprint(lines, shipping)
     if view is not None and len(lines) == 1 and lines[0].get("listing_id") is not None:
@@ -143,19 +144,7 @@ def place_order(
         attempt = at_once.Attempt(buyer_id, idempotency_key, request_hash, shipping, qty)
         placed = at_once.place_at_once(session, view, attempt, listing_id, payment_timeout_s)
         if placed is not None:
-            line = OrderLine(
-                order_id=placed.order_id,
-                product_id=placed.product_id,
-                listing_id=listing_id,
-                qty=qty,
-                unit_price_fen=placed.unit_price_fen,
-            )
-            values = _order_values(
-                buyer_id, shipping, idempotency_key, request_hash, payment_timeout_s
-            )
-            values.update(created_at=placed.created_at, expires_at=placed.expires_at)
-            total = qty * placed.unit_price_fen
-            return Order(id=placed.order_id, total_fen=total, **values, lines=[line]), True
+            return _placed_at_once(placed, attempt, listing_id), True
     try:
         priced = _price_lines(session, buyer_id, idempotency_key, lines, view)
     except _KeyUsed as used:
@@ -205,6 +194,21 @@ def place_order(
     # The order as written, built here rather than read back (a round trip saved). It
     # is not attached to the session; ``get_order`` reads the stored one.
     return Order(id=order_id, **values, lines=[OrderLine(**row) for row in rows]), True
+
+
+def _placed_at_once(placed: at_once.Placed, attempt: at_once.Attempt, listing_id: int) -> Order:
+    """The order a batch wrote, as written (not read back, not attached)."""
+    line = OrderLine(
+        order_id=placed.order_id,
+        product_id=placed.product_id,
+        listing_id=listing_id,
+        qty=attempt.qty,
+        unit_price_fen=placed.unit_price_fen,
+    )
+    values = _order_values(attempt.buyer_id, attempt.shipping, attempt.key, attempt.request_hash, 0)
+    values.update(created_at=placed.created_at, expires_at=placed.expires_at)
+    total = attempt.qty * placed.unit_price_fen
+    return Order(id=placed.order_id, total_fen=total, **values, lines=[line])
 
 
 def _order_values(
