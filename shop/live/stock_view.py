@@ -22,8 +22,10 @@ How the view stays right (Redis only; the embedded default asks the database):
   ``listing.stock`` event, so every process stops refusing within a second.
 - **Nothing is trusted for longer than ``STOCK_VIEW_TTL_S`` since it was last
   confirmed** (by an event about the listing or a read of its row), in case a
-  publisher's event was lost. A listing in use is read again in the background once
-  half of that has passed, so a sold-out listing keeps being refused from memory.
+  publisher's event was lost. A listing in use is read again once half of that has
+  passed, by the process's one reader thread (a request only wakes it, and the read
+  waits for PostgreSQL without yielding), so a sold-out listing keeps being refused
+  from memory.
 - **The repeat of a placed order is never refused from memory**: an attempt whose
   buyer and ``Idempotency-Key`` placed an order in the session goes to the database,
   which answers it with that order. Each placed order announces its buyer and key on
