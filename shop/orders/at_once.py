@@ -31,6 +31,7 @@ or places it.
 from __future__ import annotations
 
 import threading
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -79,14 +80,15 @@ class Attempt:
 
 
 class Queues:
-    """One queue of attempts per listing, each run by its first attempt (see above)."""
+    """One queue of attempts per listing (of one database: the key is both), each run
+    by its first attempt (see above)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.waiting: dict[int, list[Attempt]] = {}
-        self.running: set[int] = set()
+        self.waiting: dict[Hashable, list[Attempt]] = {}
+        self.running: set[Hashable] = set()
 
-    def place(self, listing_id: int, attempt: Attempt, run: Any) -> None:
+    def place(self, listing_id: Hashable, attempt: Attempt, run: Any) -> None:
         """Queue ``attempt``; return once a batch has decided it. ``run(batch)`` places
         a batch (it is called by whichever attempt leads)."""
         with self.lock:
@@ -145,7 +147,7 @@ def place_at_once(
     def run(batch: list[Attempt]) -> None:
         _place_batch(session, engine, view, live_session_id, listing_id, batch, now, expires_at)
 
-    _queues.place(listing_id, attempt, run)
+    _queues.place((str(engine.url), listing_id), attempt, run)
     if attempt.error is not None:
         raise attempt.error
     if attempt.short is not None:
