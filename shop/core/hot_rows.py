@@ -11,10 +11,10 @@ it is open, so the worker runs nothing else from the gate to the COMMIT: it stal
 its own greenlets for the few round trips of one order (about a millisecond), and
 the lock is held for round trips only. Outside gevent it changes nothing.
 
-``hold_until_transaction_ends(session)`` does the same from the first write of a
-transaction to its end (COMMIT or ROLLBACK): the reads before it — the token, the
-offer, most attempts' whole work in a flash sale — still let the worker's other
-greenlets run while PostgreSQL answers.
+``hold_until_transaction_ends(session)`` does the same from the moment it is called to
+the end of the session's transaction (COMMIT or ROLLBACK); an order calls it at its
+stock gate, so the reads before — the offer, most attempts' whole work in a flash
+sale — still let the worker's other greenlets run while PostgreSQL answers.
 """
 
 from __future__ import annotations
