@@ -308,7 +308,8 @@ def test_viewers_share_the_process_s_one_redis_subscription(
     streams = [client.get(url, buffered=False) for _ in range(30)]
     try:
         assert all(s.status_code == 200 for s in streams)
-        assert len(probe.client_list()) == before
+        # No more connections than before (other apps' threads may close theirs meanwhile).
+        assert len(probe.client_list()) <= before
         subscribers = probe.pubsub_numpat()
         assert subscribers >= 1
         live_bus.live_bus(app).publish(
