@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -59,6 +58,7 @@ from sqlalchemy import Engine, bindparam, create_engine, func, select
 from shop.accounts.models import ApiToken, User
 from shop.accounts.signed_tokens import Claims
 from shop.core.hot_rows import without_yielding
+from shop.core.process_thread import ProcessThread
 from shop.db import bound_replies, engine_options, reply_timeout_s
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ class RevocationWatch:
         self.polled_at = -math.inf  #: monotonic start of the last successful poll
         self.polled_db_time: datetime | None = None  #: the database's now() then
         self.pruned_at = time.monotonic()
-        self._pid: int | None = None
+        self._thread = ProcessThread(self._run, "revocation-poll")
         self._stop = threading.Event()
 
     # ------------------------------------------------------------------ reading
@@ -177,16 +177,11 @@ class RevocationWatch:
 
     def ensure_started(self) -> None:
         """Start polling in this process (once; again in a forked child)."""
-        if self._pid == os.getpid():
-            return
-        with self.lock:
-            if self._pid == os.getpid():
-                return
-            self._pid = os.getpid()
-            self.polled_at = -math.inf
-            self.polled_db_time = None
-            thread = threading.Thread(target=self._run, name="revocation-poll", daemon=True)
-            thread.start()
+        self._thread.ensure_started(reset=self._forget_polls)
+
+    def _forget_polls(self) -> None:
+        self.polled_at = -math.inf
+        self.polled_db_time = None
 
     def stop(self) -> None:
         self._stop.set()

@@ -19,7 +19,6 @@ well it hears:
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from typing import Any
 
 import redis
 
+from shop.core.process_thread import ProcessThread
 from shop.i18n import _l
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class ProcessSubscription:
         self.epoch = 0
         self.connected = threading.Event()
         self.last_heard = 0.0
-        self._pid: int | None = None
+        self._thread = ProcessThread(self._run, "redis-listener")
         self._stop = threading.Event()
         self._resubscribe = False  #: a channel was added while subscribed: subscribe again
 
@@ -79,15 +79,7 @@ class ProcessSubscription:
 
     def ensure_started(self) -> None:
         """Start the listener in this process (once; again in a forked child)."""
-        if self._pid == os.getpid():
-            return
-        with self.lock:
-            if self._pid == os.getpid():
-                return
-            self._pid = os.getpid()
-            self.connected.clear()
-            thread = threading.Thread(target=self._run, name="redis-listener", daemon=True)
-            thread.start()
+        self._thread.ensure_started(reset=self.connected.clear)
 
     def wait_connected(self, timeout: float) -> bool:
         self.ensure_started()

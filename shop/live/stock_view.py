@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -55,6 +54,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Engine
 
 from shop.core.hot_rows import without_yielding
+from shop.core.process_thread import ProcessThread
 from shop.core.redis_listener import ProcessSubscription
 from shop.errors import Conflict, DomainError, OutOfStock
 from shop.i18n import _l
@@ -114,7 +114,7 @@ class StockView:
         #: sessions the reader thread is to read, with where the view stood when asked
         self.waiting: dict[int, tuple[Snapshot, _Session]] = {}
         self.wake = threading.Event()
-        self.reader_pid: int | None = None
+        self.reader = ProcessThread(self._reader, "stock-view")
         listener.on_pattern(LIVE_PATTERN, self._live_event)
         listener.on_channel(ORDERS_CHANNEL, self._order)
         listener.on_connect(self._start_over)
@@ -202,9 +202,7 @@ class StockView:
         live.reading = True
         self.waiting.setdefault(live_session_id, (Snapshot(self.resets, self.heard), live))
         self.wake.set()
-        if self.reader_pid != os.getpid():
-            self.reader_pid = os.getpid()
-            threading.Thread(target=self._reader, name="stock-view", daemon=True).start()
+        self.reader.ensure_started()
 
     def _reader(self) -> None:
         while True:
