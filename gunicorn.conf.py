@@ -17,10 +17,44 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from gevent.socket import wait_read
+from gunicorn.workers.ggevent import GeventWorker
+
+
+class TakingTurns(GeventWorker):
+    """gunicorn's gevent worker, with keep-alive connections that take turns.
+
+    A greenlet runs until it waits for something. After answering, the gevent worker
+    reads the connection's next request at once, and when the client has already sent
+    it (a client on another CPU usually has), it serves that connection again without
+    letting the others in: under load a worker served each connection several times
+    in a row while the rest waited — p99 0.3 s at a p50 of 30 ms, and a timer due in
+    5 ms ran 300 ms late. Here a connection whose next request is not already read
+    waits for it through the event loop, behind every connection that was ready
+    before it: each ready connection gets one request per round (p99 0.3 s → 85 ms on
+    the same load, `bench/flash_sale.py`). A request already read with the previous
+    one (pipelining) is served at once, as before; an idle connection is closed after
+    ``keepalive`` seconds, as before.
+    """
+
+    def handle_request(self, listener_name: str, req: Any, sock: Any, addr: Any) -> None:
+        super().handle_request(listener_name, req, sock, addr)
+        unreader = getattr(req, "unreader", None)
+        if not self.cfg.keepalive or unreader is None or unreader.buf.getbuffer().nbytes:
+            return
+        fileno = sock.fileno()
+        if fileno < 0:  # closed after an error
+            raise StopIteration
+        try:
+            wait_read(fileno, timeout=self.cfg.keepalive)
+        except OSError:  # nothing came within keepalive: close, as gunicorn would
+            raise StopIteration from None
+
+
 bind = os.environ.get("GUNICORN_BIND", f"0.0.0.0:{os.environ.get('PORT', '8000')}")
 #: one worker per CPU: a gevent worker is one thread, busy only with Python work
 workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 1))
-worker_class = "gevent"
+worker_class = TakingTurns
 #: connections per worker: open streams (LIVE_EVENTS_MAX_STREAMS, default 4,000) plus
 #: room for the API and pages beside them
 worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "5000"))

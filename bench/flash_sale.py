@@ -243,7 +243,9 @@ async def phase(
     issued = 0
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
-    deadline = time.perf_counter() + seconds if seconds else None
+    by_second: dict[int, list[float]] = {}
+    begun = time.perf_counter()
+    deadline = begun + seconds if seconds else None
 
     async def worker() -> None:
         nonlocal issued
@@ -254,7 +256,9 @@ async def phase(
             raw = make(n)
             started = time.perf_counter()
             statuses[await connection.request(raw)] += 1
-            latencies.append(time.perf_counter() - started)
+            latency = time.perf_counter() - started
+            latencies.append(latency)
+            by_second.setdefault(int(started - begun), []).append(latency)
         if connection.writer is not None:
             connection.writer.close()
 
@@ -266,7 +270,12 @@ async def phase(
     def pct(p: float) -> float:
         return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000
 
+    def p99(values: list[float]) -> float:
+        values.sort()
+        return values[min(len(values) - 1, int(0.99 * len(values)))] * 1000
+
     return {
+        "timeline": [(len(v), p99(v)) for _, v in sorted(by_second.items())],
         "requests": len(latencies),
         "seconds": elapsed,
         "per_s": len(latencies) / elapsed,
@@ -487,6 +496,11 @@ def report(
         f"listing B                    sold {sold['B']['sold']} "
         f"(201s: {b['statuses'].get('201', 0)})"
     )
+    for name, row in (("A", a), ("A at 256", c)):
+        print(
+            f"phase {name}, second by second (requests, p99 ms): "
+            + "  ".join(f"{n} {ms:.0f}" for n, ms in row["timeline"])
+        )
     print(f"oversold units, 5xx          {oversold}, {errors}")
     if oversold or errors:
         sys.exit("FAILED: oversold or 5xx")

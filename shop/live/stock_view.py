@@ -9,9 +9,10 @@ for a moment, never an oversold unit.
 
 How the view stays right (Redis only; the embedded default asks the database):
 
-- **It learns a session from committed rows.** When the database refuses an attempt,
-  the view reads the session's listings (left, on sale) and the keys of the orders
-  placed in it, in autocommit. A listing's row is kept only if nothing about that
+- **It learns a session from committed rows.** When an attempt names a listing the
+  view does not know (the first of a flash sale, in every process) or the database
+  refuses an attempt, the view reads the session's listings (left, on sale) and the
+  keys of the orders placed in it, in autocommit. A listing's row is kept only if nothing about that
   listing (or its session) arrived on the bus since just before the read, and only
   while the subscription is healthy — so it never stores a state older than an
   event it has already applied. One read at a time per session.
@@ -152,22 +153,50 @@ class StockView:
 
     def _known(self, listing_id: int, buyer_id: int, key: str) -> _Listing | None:
         """A copy of what memory knows of the listing, if it can be trusted for this
-        attempt (not the repeat of a placed order). Past half its time to live, the
-        listing's session is read again in the background."""
+        attempt (not the repeat of a placed order). A listing seen for the first time
+        (or not confirmed for a whole TTL) is read now, with its session; past half its
+        time to live, the session is read again in the background."""
         if not self.listener.healthy():
             return None
+        known, unknown = self._trusted(listing_id, buyer_id, key)
+        if unknown:
+            self._learn_listing(listing_id)
+            known, _ = self._trusted(listing_id, buyer_id, key)
+        return known
+
+    def _trusted(self, listing_id: int, buyer_id: int, key: str) -> tuple[_Listing | None, bool]:
+        """(what ``_known`` returns, whether the listing is unknown or out of date)."""
         now = time.monotonic()
         with self.lock:
             listing = self.listings.get(listing_id)
             live = self.sessions.get(listing.session_id) if listing is not None else None
             if listing is None or live is None or now - listing.confirmed_at > self.ttl_s:
-                return None
+                return None, True
             if (buyer_id, key) in live.keys:
-                return None
+                return None, False
             known = replace(listing)
             if now - listing.confirmed_at > self.ttl_s / 2 and not live.reading:
                 self._read_soon(listing.session_id, live)
-        return known
+        return known, False
+
+    def _learn_listing(self, listing_id: int) -> None:
+        """Read the session of a listing memory does not know, now. This is the moment a
+        flash sale starts ("上链接": the listing was just added, or its session just
+        started, and every process forgot it): without it, every attempt of the first
+        burst would go to the database and queue on the listing's row, instead of the
+        first one paying for a read and the rest being placed together or refused."""
+        before = self.snapshot()
+        try:
+            with (
+                without_yielding(),
+                self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c,
+            ):
+                live_session_id = c.scalar(_SESSION_OF, {"listing_id": listing_id})
+        except Exception as error:  # the database path answers meanwhile
+            log.warning("stock view: listing %s not read: %s", listing_id, error)
+            return
+        if live_session_id is not None:  # else no such listing: the database path says so
+            self.learn(before, live_session_id)
 
     def snapshot(self) -> Snapshot:
         with self.lock:
@@ -336,6 +365,7 @@ class StockView:
         )
 
 
+_SESSION_OF = select(LiveListing.session_id).where(LiveListing.id == bindparam("listing_id"))
 _LISTINGS = select(
     LiveListing.id, LiveListing.remaining, LiveListing.on_sale, LiveListing.per_buyer_limit
 ).where(LiveListing.session_id == bindparam("session_id"))

@@ -97,6 +97,41 @@ def test_an_order_the_view_expects_is_one_statement(app, known_listing):
     wait_until(lambda: view.listings[listing_id].remaining == 2)
 
 
+def test_the_first_attempt_on_a_listing_no_process_knows_reads_it_and_goes_at_once(
+    app, committing, auth, make_product, make_live_session
+):
+    """The moment a flash sale starts ("上链接"), no process's view knows the listing:
+    the first attempt reads its session (three reads, in autocommit) and is placed at
+    once; the next attempts, sold out, are refused from memory — none of them queues
+    on the listing's row through a transaction of its own."""
+    from shop.accounts.token_cache import token_cache
+
+    with app.app_context():
+        live = make_live_session([(make_product(stock=10), 990, 1, None)])
+        listing_id = live.listings[0].id
+        buyers = [auth("buyer")[1] for _ in range(2)]
+        db.session.remove()
+    view, tokens = stock_view(app), token_cache(app)
+    assert view is not None and tokens is not None
+    wait_until(view.listener.healthy)
+    wait_until(tokens.trusted)
+    assert listing_id not in view.listings
+    client = app.test_client()
+
+    with app.app_context(), statements(app) as sent:
+        placed = attempt(client, buyers[0], listing_id, "first")
+    assert placed.status_code == 201
+    # the listing's session; its listings; its orders' keys; then the batch statement
+    assert sent == ["SELECT", "SELECT", "SELECT", "WITH"]
+    wait_until(lambda: view.listings[listing_id].remaining == 0)  # the batch's event
+
+    with app.app_context(), statements(app) as sent:
+        refused = attempt(client, buyers[1], listing_id, "second")
+    assert refused.status_code == 409 and refused.json["detail"] == "Only 0 left."
+    assert sent == []
+    assert stored(app, listing_id) == (0, 1)
+
+
 def test_a_repeat_the_view_has_not_heard_of_gets_its_order_and_takes_nothing(app, known_listing):
     client, buyers, listing_id = known_listing
     first = attempt(client, buyers[1], listing_id, "once")

@@ -1,0 +1,64 @@
+"""The production server's keep-alive connections (``gunicorn.conf.py``, ``TakingTurns``):
+after each answer a connection waits for its next request through the event loop, so
+ready connections take turns — and still, a request sent together with the previous one
+(pipelining) is answered at once, and an idle connection is closed after ``keepalive``
+seconds. The turn-taking itself is measured by ``bench/flash_sale.py`` (p99)."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from tests.support import servers
+
+HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def answers(connection: socket.socket, count: int, timeout: float) -> list[bytes]:
+    """The heads of ``count`` answers on the connection (each /healthz body is small)."""
+    connection.settimeout(timeout)
+    received = b""
+    while received.count(b"HTTP/1.1 ") < count:
+        chunk = connection.recv(65536)
+        if not chunk:
+            break
+        received += chunk
+    return [b"HTTP/1.1 " + part for part in received.split(b"HTTP/1.1 ")[1:]]
+
+
+@pytest.fixture
+def production(app):
+    """The production config with a keep-alive of 1 s; its port."""
+    port = servers.free_port()
+    server = servers.start("production", app, port, GUNICORN_CMD_ARGS="--keep-alive 1")
+    try:
+        yield port
+    finally:
+        servers.stop(server)
+
+
+def test_requests_on_one_connection_are_answered_in_turn_and_pipelined_ones_at_once(production):
+    with socket.create_connection(("127.0.0.1", production)) as connection:
+        for _ in range(5):  # one after another, each after its answer
+            connection.sendall(HEALTHZ)
+            (head,) = answers(connection, 1, timeout=5)
+            assert head.startswith(b"HTTP/1.1 200")
+        # Three at once: the second and third are read with the first, so nothing more
+        # will arrive on the socket — they must not wait for it.
+        started = time.monotonic()
+        connection.sendall(HEALTHZ * 3)
+        heads = answers(connection, 3, timeout=5)
+        assert [h[:12] for h in heads] == [b"HTTP/1.1 200"] * 3
+        assert time.monotonic() - started < 0.9  # well before the keep-alive of 1 s
+
+
+def test_an_idle_connection_is_closed_after_keepalive(production):
+    with socket.create_connection(("127.0.0.1", production)) as connection:
+        connection.sendall(HEALTHZ)
+        assert answers(connection, 1, timeout=5)[0].startswith(b"HTTP/1.1 200")
+        started = time.monotonic()
+        connection.settimeout(10)
+        assert connection.recv(1) == b""  # the server closed it
+        assert 0.5 < time.monotonic() - started < 5
