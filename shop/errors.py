@@ -159,10 +159,13 @@ def _flatten_webargs(messages: dict[str, Any]) -> dict[str, list[str]]:
 
 
 def _abandon_transaction() -> None:
-    """An error ends the request's unit of work: nothing it wrote may be committed later."""
+    """An error ends the request's unit of work: nothing it wrote may be committed later.
+    (A request refused before it used the database — from memory — has no session to
+    roll back, and none is made for it.)"""
     from shop.db import db
 
-    db.session.rollback()
+    if db.session.registry.has():
+        db.session.rollback()
 
 
 def handle_domain_error(error: DomainError) -> Response:

@@ -13,6 +13,7 @@ does not start with an unbounded input. Widening a column (``Integer`` → ``Big
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
@@ -111,10 +112,41 @@ class InputOpts(ma.SchemaOpts):
         self.model = getattr(meta, "model", None)
 
 
+#: ``Input.load`` tries the plain loader first (off only to compare it with marshmallow)
+PLAIN_LOADING = True
+
+
 class Input(ma.Schema):
-    """Base of every request schema (body, query, headers): see the module docstring."""
+    """Base of every request schema (body, query, headers): see the module docstring.
+
+    ``load`` first tries the schema's plain loader (``plain_loader``): the same fields,
+    validators and schema checks, without marshmallow's machinery for collecting
+    errors. Whatever it is not sure of — a missing or wrong value, an unknown key, a
+    field it does not know how to read — is loaded by marshmallow, which finds and
+    words every error; so an input is refused or accepted exactly as before, only a
+    valid one is read faster (a third of a flash sale's refusal was marshmallow).
+    """
 
     OPTIONS_CLASS = InputOpts
+
+    def load(
+        self,
+        data: Any,
+        *,
+        many: bool | None = None,
+        partial: Any = None,
+        unknown: str | None = None,
+    ) -> Any:
+        if PLAIN_LOADING and many is None and partial is None:
+            loaders: dict[str | None, Any] = self.__dict__.setdefault("_plain_loaders", {})
+            if unknown not in loaders:
+                loaders[unknown] = plain_loader(self, unknown or self.unknown)
+            loader = loaders[unknown]
+            if loader is not None:
+                result = loader(data)
+                if result is not UNSURE:
+                    return result
+        return super().load(data, many=many, partial=partial, unknown=unknown)  # type: ignore[arg-type]
 
     def on_bind_field(self, field_name: str, field_obj: ma.fields.Field[Any]) -> None:
         where = f"{type(self).__name__}.{field_name}"
@@ -182,3 +214,169 @@ def _has_max_length(field: ma.fields.Field[Any]) -> bool:
         or (isinstance(v, validate.Length) and v.equal is not None)
         for v in field.validators
     )
+
+
+# ------------------------------------------------------------------ the plain loader
+
+#: What a plain loader returns when marshmallow has to decide (and word the errors).
+UNSURE: Any = object()
+_MISSING = ma.missing
+_UNREADABLE = (ma.decorators.PRE_LOAD, ma.decorators.POST_LOAD, ma.decorators.VALIDATES)
+
+
+def plain_loader(schema: ma.Schema, unknown: str) -> Any:
+    """A function that loads what ``schema.load`` would from a valid input, and returns
+    UNSURE for anything else; None when the schema has what it cannot follow
+    (``many``, pre/post-load or field-level ``@validates`` hooks, dotted attributes).
+
+    Each field is read by a rule made from the field itself: strings, ``Text`` and
+    integers (their own validators called directly), nested ``Input`` schemas and
+    lists of them are followed; any other field is read by its own ``deserialize``.
+    The schema's ``@validates_schema`` methods run on the result, as marshmallow runs
+    them. A rule never decides a refusal: anything doubtful is UNSURE.
+    """
+    hooks = getattr(schema, "_hooks", {})
+    if schema.many or any(hooks.get(tag) for tag in _UNREADABLE):
+        return None
+    plan = []
+    for attr_name, field in schema.load_fields.items():
+        attribute = field.attribute or attr_name
+        key = field.data_key if field.data_key is not None else attr_name
+        rule = _rule(field, key)
+        if "." in attribute or rule is None:
+            return None
+        plan.append((key, attribute, rule))
+    known = frozenset(key for key, _, _ in plan)
+    checks = [
+        (getattr(schema, name), bool(kwargs.get("pass_original")))
+        for name, _, kwargs in hooks.get(ma.decorators.VALIDATES_SCHEMA, ())
+    ]
+    dict_class = schema.dict_class
+
+    def load(data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return UNSURE
+        result = dict_class()
+        for key, attribute, rule in plan:
+            value = rule(data.get(key, _MISSING), data)
+            if value is UNSURE:
+                return UNSURE
+            if value is not _MISSING:
+                result[attribute] = value
+        if unknown != ma.EXCLUDE:
+            extra = data.keys() - known
+            if extra:
+                if unknown == ma.RAISE:
+                    return UNSURE
+                for key in extra:
+                    result[key] = data[key]
+        for check, pass_original in checks:
+            try:
+                if pass_original:
+                    check(result, data, partial=schema.partial, many=False, unknown=unknown)
+                else:
+                    check(result, partial=schema.partial, many=False, unknown=unknown)
+            except ma.ValidationError:
+                return UNSURE
+        return result
+
+    return load
+
+
+def _valid(validators: tuple[Any, ...], value: Any) -> bool:
+    """marshmallow's ``And`` of the validators, as a yes or no."""
+    for validator in validators:
+        try:
+            if validator(value) is False and not isinstance(validator, validate.Validator):
+                return False
+        except ma.ValidationError:
+            return False
+    return True
+
+
+def _rule(field: ma.fields.Field[Any], key: str | None) -> Any:
+    """``rule(raw, data)``: the field's value, _MISSING (leave it out) or UNSURE."""
+    kind = type(field)
+    if field.pre_load or field.post_load:
+        return _generic(field, key)
+    if kind._deserialize is Text._deserialize:  # type: ignore[comparison-overlap]
+        read = _text
+    elif kind._deserialize is ma.fields.String._deserialize:  # type: ignore[comparison-overlap]
+        read = _string
+    elif (
+        kind._deserialize is ma.fields.Number._deserialize  # type: ignore[comparison-overlap]
+        and kind._validated is ma.fields.Integer._validated  # type: ignore[attr-defined,comparison-overlap]
+    ):
+        read = _integer
+    elif (
+        isinstance(field, ma.fields.Nested)
+        and kind._deserialize is ma.fields.Nested._deserialize  # type: ignore[comparison-overlap]
+        and kind._load is ma.fields.Nested._load  # type: ignore[attr-defined,comparison-overlap]
+        and not field.many
+        and isinstance(field.schema, Input)
+    ):
+        inner_schema = field.schema
+        read = plain_loader(inner_schema, field.unknown or inner_schema.unknown)
+        if read is None:
+            return _generic(field, key)
+    elif (
+        isinstance(field, ma.fields.List) and kind._deserialize is ma.fields.List._deserialize  # type: ignore[comparison-overlap]
+    ):
+        item = _rule(field.inner, None)
+        if item is None:
+            return None
+
+        def read(raw: Any) -> Any:
+            if type(raw) is not list:
+                return UNSURE
+            values = [item(each, None) for each in raw]
+            return UNSURE if any(v is UNSURE for v in values) else values
+
+    else:
+        return _generic(field, key)
+    return _checked(field, read)
+
+
+def _checked(field: ma.fields.Field[Any], read: Any) -> Any:
+    """A field read by ``read``, with ``deserialize``'s rules for a missing or null value
+    and its validators."""
+    validators = tuple(field.validators)
+    required, allow_none, default = field.required, field.allow_none, field.load_default
+
+    def rule(raw: Any, data: Any) -> Any:
+        if raw is _MISSING:
+            if required:
+                return UNSURE
+            return default() if callable(default) else default
+        if raw is None:
+            return None if allow_none else UNSURE
+        value = read(raw)
+        if value is UNSURE or not _valid(validators, value):
+            return UNSURE
+        return value
+
+    return rule
+
+
+def _generic(field: ma.fields.Field[Any], key: str | None) -> Any:
+    """A field read by its own ``deserialize``."""
+
+    def rule(raw: Any, data: Any) -> Any:
+        try:
+            return field.deserialize(raw, key, data)
+        except ma.ValidationError:
+            return UNSURE
+
+    return rule
+
+
+def _string(raw: Any) -> Any:
+    return raw if type(raw) is str else UNSURE
+
+
+def _text(raw: Any) -> Any:
+    return raw.strip() if type(raw) is str else UNSURE
+
+
+def _integer(raw: Any) -> Any:
+    return raw if type(raw) is int else UNSURE

@@ -17,15 +17,29 @@ HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
 
 
 def answers(connection: socket.socket, count: int, timeout: float) -> list[bytes]:
-    """The heads of ``count`` answers on the connection (each /healthz body is small)."""
+    """The status lines of the next ``count`` answers on the connection, each read
+    whole (head and body)."""
     connection.settimeout(timeout)
-    received = b""
-    while received.count(b"HTTP/1.1 ") < count:
+    received, statuses = b"", []
+    while len(statuses) < count:
+        head_end = received.find(b"\r\n\r\n")
+        if head_end >= 0:
+            head = received[:head_end].decode("latin-1")
+            length = next(
+                int(line.split(":", 1)[1])
+                for line in head.split("\r\n")
+                if line.lower().startswith("content-length:")
+            )
+            end = head_end + 4 + length
+            if len(received) >= end:
+                statuses.append(head.split("\r\n", 1)[0].encode())
+                received = received[end:]
+                continue
         chunk = connection.recv(65536)
-        if not chunk:
-            break
+        assert chunk, "the server closed the connection"
         received += chunk
-    return [b"HTTP/1.1 " + part for part in received.split(b"HTTP/1.1 ")[1:]]
+    assert received == b"", "more was sent than asked for"
+    return statuses
 
 
 @pytest.fixture
