@@ -287,7 +287,7 @@ def complete(
 
     One conditional UPDATE decides (only the claimer, only while the lease runs, pieces
     only for a batch and never more than planned); then the task's lines are loaded,
-    the lots drawn, the order moves and the ledger gains its entry.
+    the order moves, the lots are drawn and the ledger gains its entry.
     """
     stmt = update(PackingTask).where(*_own_claim(task_id, user_id, now))
     if pieces_done is not None:
@@ -318,8 +318,10 @@ def complete(
             packed_weight_g, task.expected_weight_g, tolerance_bp
         ):
             task.needs_review = True  # rare: one more UPDATE, at the flush below
-        service.record_lots(session, task)
+        # the order before the lots: the order every complete locks them in
+        # (fulfillment.hot_path), so two completes never wait for each other in a circle
         orders.mark_packed(session, task.order_id, trace_code=task.trace_code)
+        service.record_lots(session, task)
         base_fen, bonus_fen = task.piece_rate_fen, task.bonus_fen
     earnings.record_piece(
         session,

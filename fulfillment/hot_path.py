@@ -34,8 +34,12 @@ lock, decides.
 **A parcel's complete** (``_COMPLETE``): only the claimer, while the lease runs. The
 order moves ``packing → packed`` with the trace code; only if it did is the task
 packed (flagged for review when the weight is off), its units drawn from the lots
-first in, first out (locked in the general way's order: product, receipt, id) and
-kept in ``packing_task_lots``, and its pay written to the ledger (UNIQUE per task).
+first in, first out and kept in ``packing_task_lots``, and its pay written to the
+ledger (UNIQUE per task).
+
+Both statements find each row by its key and lock it, and decide on the locked
+version (under READ COMMITTED a lock returns the newest), in the general way's lock
+order: membership rows, task, order, then lots by product, receipt and id.
 """
 
 from __future__ import annotations
@@ -261,10 +265,9 @@ FROM (SELECT 1) AS one LEFT JOIN claimed ON true
 """
 )
 
-# Each row is found by its key and locked, and the decision is made on the locked
-# version (READ COMMITTED locks the newest): a filter on state beside the key could
-# lead the planner to a state index, which holds an entry for every past state until
-# vacuum runs.
+# Each row is found by its key alone, then locked and judged: a filter on the state
+# beside the key could lead the planner to a state index, which keeps an entry for
+# every past state of every row until vacuum runs.
 _COMPLETE = text(
     f"""
 WITH task AS MATERIALIZED (
