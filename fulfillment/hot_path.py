@@ -1,9 +1,9 @@
 """A claim, and a parcel's complete, each decided and written by one statement
 (PostgreSQL; README, "Benchmark: the claim queue").
 
-The general way (``fulfillment.claims``) takes about eight statements for a claim and
-seven for a complete, each built and loaded through the ORM. Here each is one
-statement with data-modifying CTEs, its text built once at import, run outside any
+The general way (``fulfillment.claims``) takes a transaction of several statements,
+each built and loaded through the ORM. Here each is one statement with
+data-modifying CTEs, its text built once at import, run outside any
 transaction when the request has none open (autocommit: no BEGIN, no COMMIT — the
 statement commits by itself), otherwise on the request's own connection (its caller's
 commit ends it). The statements decide only what they can decide alone; whenever one
@@ -37,9 +37,9 @@ packed (flagged for review when the weight is off), its units drawn from the lot
 first in, first out and kept in ``packing_task_lots``, and its pay written to the
 ledger (UNIQUE per task).
 
-Both statements find each row by its key and lock it, and decide on the locked
-version (under READ COMMITTED a lock returns the newest), in the general way's lock
-order: membership rows, task, order, then lots by product, receipt and id.
+Both statements lock each row before they judge it, and judge the locked version
+(under READ COMMITTED a lock returns the newest), in the general way's lock order:
+membership rows, task, order, then lots by product, receipt and id.
 """
 
 from __future__ import annotations
