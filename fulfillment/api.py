@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Response, current_app
 
-from fulfillment import claims, clock, earnings, service, skills
+from fulfillment import claims, clock, earnings, hot_path, service, skills
 from fulfillment.models import PackingTask, Workshop, WorkshopMember
 from fulfillment.schemas import (
     AllWorkshopsReportOut,
@@ -65,8 +65,14 @@ def member_json(member: WorkshopMember) -> dict[str, Any]:
     }
 
 
-def task_json(task: PackingTask, lots: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """A task; ``lots`` (the lots a packed parcel drew from) when the caller has them."""
+def task_json(
+    task: Any,
+    lots: list[dict[str, Any]] | None = None,
+    lines: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A task (a PackingTask, or a row of its columns from ``hot_path``); ``lots`` (the
+    lots a packed parcel drew from) when the caller has them; ``lines`` when the task
+    does not load its own (a row)."""
     return {
         "id": task.id,
         "kind": task.kind,
@@ -103,7 +109,9 @@ def task_json(task: PackingTask, lots: list[dict[str, Any]] | None = None) -> di
                 "packing_rate_fen": line.packing_rate_fen,
             }
             for line in task.lines
-        ],
+        ]
+        if lines is None
+        else lines,
     }
 
 
@@ -221,20 +229,25 @@ def claim_task(workshop_id: int) -> Any:
     and fixes the claimer's level and bonus on the task; a parcel's order moves to
     ``packing``."""
     config = current_app.config
-    task = claims.claim_next(
-        db.session,
-        workshop_id,
-        user_id=current_user().id,
-        now=clock.now(),
-        lease_s=config["CLAIM_LEASE_S"],
-        max_claims=config["MAX_CLAIMS_PER_VILLAGER"],
+    args = {
+        "user_id": current_user().id,
+        "now": clock.now(),
+        "lease_s": config["CLAIM_LEASE_S"],
+        "max_claims": config["MAX_CLAIMS_PER_VILLAGER"],
+    }
+    taken = (
+        hot_path.claim(db.session, workshop_id, **args)
+        if hot_path.is_available(db.session)
+        else hot_path.GENERAL_WAY
     )
-    if task is None:
-        db.session.commit()  # expired leases returned to the queue stay returned
-        return Response(status=204)
-    body = task_json(task)
-    db.session.commit()
-    return body
+    if isinstance(taken, hot_path.Outcome):
+        # expires leases, skips unpaid orders, says why not
+        task = claims.claim_next(db.session, workshop_id, **args)
+        body = None if task is None else task_json(task)
+    else:
+        body = None if taken is None else task_json(taken, lines=taken.lines or [])
+    db.session.commit()  # expired leases returned to the queue stay returned
+    return Response(status=204) if body is None else body
 
 
 @blp.route("/packing-tasks/<int:task_id>", methods=["GET"])
@@ -260,17 +273,24 @@ def complete_task(data: dict[str, Any], task_id: int) -> Any:
     """The claimer finished it: task ``packed`` and its pay earned. A parcel: order
     ``packed`` with its ``trace_code``, the lots it drew from recorded. A batch:
     ``pieces_done`` (default all) paid pro rata, the rest left on the work order."""
-    task = claims.complete(
-        db.session,
-        task_id,
-        user_id=current_user().id,
-        now=clock.now(),
-        packed_weight_g=data["packed_weight_g"],
-        tolerance_bp=current_app.config["PACK_WEIGHT_TOLERANCE_BP"],
-        pieces_done=data["pieces_done"],
+    args = {
+        "user_id": current_user().id,
+        "now": clock.now(),
+        "packed_weight_g": data["packed_weight_g"],
+        "tolerance_bp": current_app.config["PACK_WEIGHT_TOLERANCE_BP"],
+    }
+    done = (
+        hot_path.complete_parcel(db.session, task_id, **args)
+        if data["pieces_done"] is None and hot_path.is_available(db.session)
+        else hot_path.GENERAL_WAY
     )
-    lots = service.task_lots(db.session, [task.id]) if task.kind == "parcel" else {}
-    body = task_json(task, lots.get(task.id))
+    if isinstance(done, hot_path.Outcome):
+        # a batch, or a refusal: says why not
+        task = claims.complete(db.session, task_id, **args, pieces_done=data["pieces_done"])
+        lots = service.task_lots(db.session, [task.id]) if task.kind == "parcel" else {}
+        body = task_json(task, lots.get(task.id))
+    else:
+        body = task_json(done, lots=done.lots or [], lines=done.lines or [])
     db.session.commit()
     return body
 

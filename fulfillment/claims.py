@@ -15,7 +15,14 @@ LOCKED`` (concurrent villagers each get a different task without waiting on each
 other); on SQLite every write transaction starts with ``BEGIN IMMEDIATE`` so writers are
 serialized and the same select-then-conditional-UPDATE is atomic. A villager's own
 concurrent claims are serialized by locking their membership rows first, so
-``MAX_CLAIMS_PER_VILLAGER`` holds however many requests they fire at once.
+``MAX_CLAIMS_PER_VILLAGER`` holds however many requests they fire at once; a claim
+also rewrites those rows (same values), so that a claim made in one statement
+(``fulfillment.hot_path``) notices one that committed while it ran.
+
+This is the general way. On PostgreSQL the API first tries the claim and a parcel's
+complete as one statement each (``fulfillment.hot_path``); what that statement leaves
+undecided — expired leases, an order no longer paid, a batch's complete, every
+refusal — comes here.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask_babel import gettext
-from sqlalchemy import case, func, literal, select, update
+from sqlalchemy import bindparam, case, func, literal, select, update
 
 from fulfillment import earnings, rates, service, work_orders
 from fulfillment.errors import (
@@ -163,19 +170,31 @@ def claim_next(
         )
         if task is None:
             return None
-        if task.kind == TaskKind.BATCH or task.order_id is None:
-            return task
-        try:
-            orders.mark_packing(session, task.order_id)
-        except Conflict:
-            # The order was cancelled or refunded after its task was queued and the
-            # event has not reached us yet: nothing to pack, try the next one.
-            log.info("task %s: order %s is no longer paid; cancelled", task.id, task.order_id)
-            task.state = TaskState.CANCELLED
-            task.claimed_by = task.claimed_at = task.lease_expires_at = None
-            session.flush()
-            continue
+        if task.kind == TaskKind.PARCEL and task.order_id is not None:
+            try:
+                orders.mark_packing(session, task.order_id)
+            except Conflict:
+                # The order was cancelled or refunded after its task was queued and the
+                # event has not reached us yet: nothing to pack, try the next one.
+                log.info("task %s: order %s is no longer paid; cancelled", task.id, task.order_id)
+                task.state = TaskState.CANCELLED
+                task.claimed_by = task.claimed_at = task.lease_expires_at = None
+                session.flush()
+                continue
+        # A claim in one statement (fulfillment.hot_path) that began before this one
+        # commits must see that the villager's claims changed: a new row version.
+        session.execute(_NEW_MEMBERSHIP_VERSIONS, {"claimer_id": user_id})
         return task
+
+
+#: every claim leaves new versions of its villager's membership rows, the same values
+#: (fulfillment.hot_path says why)
+_NEW_MEMBERSHIP_VERSIONS = (
+    update(WorkshopMember)
+    .where(WorkshopMember.user_id == bindparam("claimer_id"))
+    .values(parcel_level=WorkshopMember.parcel_level)
+    .execution_options(synchronize_session=False)
+)
 
 
 def _refuse_complete(
@@ -268,7 +287,7 @@ def complete(
 
     One conditional UPDATE decides (only the claimer, only while the lease runs, pieces
     only for a batch and never more than planned); then the task's lines are loaded,
-    the lots drawn, the order moves and the ledger gains its entry.
+    the order moves, the lots are drawn and the ledger gains its entry.
     """
     stmt = update(PackingTask).where(*_own_claim(task_id, user_id, now))
     if pieces_done is not None:
@@ -299,8 +318,10 @@ def complete(
             packed_weight_g, task.expected_weight_g, tolerance_bp
         ):
             task.needs_review = True  # rare: one more UPDATE, at the flush below
-        service.record_lots(session, task)
+        # the order before the lots: the order every complete locks them in
+        # (fulfillment.hot_path), so two completes never wait for each other in a circle
         orders.mark_packed(session, task.order_id, trace_code=task.trace_code)
+        service.record_lots(session, task)
         base_fen, bonus_fen = task.piece_rate_fen, task.bonus_fen
     earnings.record_piece(
         session,
