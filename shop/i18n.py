@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, TypeAlias
 
+from babel import Locale
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
@@ -83,16 +84,20 @@ STATE_WORDS = {
 }
 
 
-def select_locale() -> str:
+#: The two locales, parsed once (Flask-Babel would parse the name on every request).
+_LOCALES = {name: Locale.parse(name) for name in (CHINESE, ENGLISH)}
+
+
+def select_locale() -> Locale:
     """The API: Accept-Language (zh preferred → Chinese); pages: the person's choice."""
     if not has_request_context():
-        return ENGLISH
+        return _LOCALES[ENGLISH]
     if request.path.startswith("/api"):
         best = request.accept_languages.best_match(["zh", "zh-CN", "en"], default=ENGLISH)
-        return CHINESE if best.lower().startswith("zh") else ENGLISH
+        return _LOCALES[CHINESE if best.lower().startswith("zh") else ENGLISH]
     from shop.web import current_lang
 
-    return ENGLISH if current_lang() == "en" else CHINESE
+    return _LOCALES[ENGLISH if current_lang() == "en" else CHINESE]
 
 
 class _Catalogs(Domain):

@@ -138,13 +138,19 @@ def place_order(
     and each order announces its buyer and key to every process's view (so a repeat
     of it is never refused from memory).
     """
-    request_hash = _fingerprint(lines, shipping)
+    request_hash = None
     if view is not None and len(lines) == 1 and lines[0].get("listing_id") is not None:
         listing_id, qty = int(lines[0]["listing_id"]), int(lines[0]["qty"])
+        # Most attempts of a flash sale end here, so before anything else is computed.
+        refusal = view.refusal(listing_id, qty, buyer_id, idempotency_key)
+        if refusal is not None:
+            raise refusal
+        request_hash = _fingerprint(lines, shipping)
         attempt = at_once.Attempt(buyer_id, idempotency_key, request_hash, shipping, qty)
         placed = at_once.place_at_once(session, view, attempt, listing_id, payment_timeout_s)
         if placed is not None:
             return _placed_at_once(placed, attempt, listing_id), True
+    request_hash = request_hash or _fingerprint(lines, shipping)
     try:
         priced = _price_lines(session, buyer_id, idempotency_key, lines, view)
     except _KeyUsed as used:
