@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
 import threading
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Protocol
 
 import redis
@@ -44,8 +44,11 @@ class LiveEvent:
         value = json.loads(raw)
         return LiveEvent(int(value["id"]), value["event"], value["data"])
 
-    def sse(self) -> str:
-        return f"id: {self.id}\nevent: {self.event}\ndata: {json.dumps(self.data)}\n\n"
+    @cached_property
+    def sse(self) -> bytes:
+        """The event as its viewers receive it, made once for all of them."""
+        text = f"id: {self.id}\nevent: {self.event}\ndata: {json.dumps(self.data)}\n\n"
+        return text.encode()
 
 
 def publish_live(session: DbSession, live_session_id: int, event: str, **data: Any) -> None:
@@ -81,17 +84,29 @@ STOCK_EVERY_S = 0.2  #: a viewer gets a listing's stock at most this often (Redi
 
 
 class _HubSubscription:
+    """One viewer's events: a deque its stream reads, and an event that wakes it. (A
+    ``queue.Queue`` made a condition and a lock per event and viewer — thousands per
+    event in a flash sale.)"""
+
     def __init__(self, hub: _Fanout, live_session_id: int, seen: int = 0) -> None:
         self.hub = hub
         self.live_session_id = live_session_id
-        self.queue: queue.Queue[LiveEvent] = queue.Queue()
+        self.events: deque[LiveEvent] = deque()
+        self.ready = threading.Event()
         self.seen = seen  #: events up to this id were published before it subscribed
 
+    def put(self, record: LiveEvent) -> None:
+        self.events.append(record)
+        self.ready.set()
+
     def get(self, timeout: float) -> LiveEvent | None:
-        try:
-            record = self.queue.get(timeout=max(timeout, 0))
-        except queue.Empty:
-            return None
+        if not self.events:
+            self.ready.clear()
+            if not self.events:  # looked at again: an event put meanwhile is not missed
+                self.ready.wait(max(timeout, 0))
+            if not self.events:
+                return None
+        record = self.events.popleft()
         return record if record.id > self.seen else None
 
     def close(self) -> None:
@@ -148,7 +163,7 @@ class _Fanout:
         with self.lock:
             receivers = list(self.subscribers.get(live_session_id, ()))
         for subscriber in receivers:
-            subscriber.queue.put(record)
+            subscriber.put(record)
 
     def watched(self) -> list[int]:
         with self.lock:

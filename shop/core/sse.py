@@ -26,7 +26,7 @@ def sse_stream(
     slots: StreamSlots,
     client: str,
     final_event: str = "session.ended",
-) -> Iterable[str]:
+) -> Iterable[bytes]:
     """Server-Sent Events for one live session; holds no database connection.
 
     Takes one of ``slots`` for ``client`` and subscribes at once — so a server with no
@@ -54,7 +54,7 @@ class _SseStream:
 
     def __init__(
         self,
-        chunks: Generator[str, None, None],
+        chunks: Generator[bytes, None, None],
         subscription: Subscription,
         give_back: Callable[[], None],
     ) -> None:
@@ -62,7 +62,7 @@ class _SseStream:
         self.subscription = subscription
         self.give_back: Callable[[], None] | None = give_back
 
-    def __iter__(self) -> Iterator[str]:
+    def __iter__(self) -> Iterator[bytes]:
         return self.chunks
 
     def close(self) -> None:
@@ -80,13 +80,13 @@ def _stream(
     max_s: float,
     heartbeat_s: float,
     final_event: str,
-) -> Generator[str, None, None]:
+) -> Generator[bytes, None, None]:
     last = after_id or 0
     try:
-        yield "retry: 3000\n: connected\n\n"
+        yield b"retry: 3000\n: connected\n\n"
         for record in backlog:
             last = record.id
-            yield record.sse()
+            yield record.sse
             if record.event == final_event:
                 return
         start = time.monotonic()
@@ -96,14 +96,14 @@ def _stream(
             if now - start >= max_s:
                 return
             if now >= next_beat:
-                yield ": heartbeat\n\n"
+                yield b": heartbeat\n\n"
                 next_beat = now + heartbeat_s
             wait = min(1.0, next_beat - now, start + max_s - now)
             received = subscription.get(timeout=wait)
             if received is None or received.id <= last:
                 continue
             last = received.id
-            yield received.sse()
+            yield received.sse
             if received.event == final_event:
                 return
     finally:
