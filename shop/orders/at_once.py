@@ -31,6 +31,7 @@ or places it.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -99,6 +100,12 @@ class Queues:
             attempt.done.wait()
             if not attempt.leads:
                 return
+        else:
+            # The first attempt of a burst lets the others that already arrived join
+            # it: under gevent the requests read in the same round queue up before this
+            # one goes on, so a burst is one batch instead of a batch of one and then
+            # everyone else a round later.
+            time.sleep(0)
         with self.lock:
             queued = self.waiting.pop(listing_id)
             batch, rest = queued[:BATCH], queued[BATCH:]
