@@ -20,7 +20,9 @@ How the view stays right (Redis only; the embedded default asks the database):
   what a listing has left; ``session.ended`` takes a session off sale; any other
   change to a session's listings (added, updated, withdrawn, a restart) makes the
   view forget the session. Units that come back (a cancel, an expiry, a refund) are a
-  ``listing.stock`` event, so every process stops refusing within a second.
+  ``listing.stock`` event, so every process stops refusing within a second. A batch
+  of this process (``shop.orders.at_once``) also tells it what it saw left as it
+  committed, kept by the same rule as a read.
 - **Nothing is trusted for longer than ``STOCK_VIEW_TTL_S`` since it was last
   confirmed** (by an event about the listing or a read of its row), in case a
   publisher's event was lost. A listing in use is read again once half of that has
@@ -289,6 +291,21 @@ class StockView:
             log.warning("stock view: session %s not read: %s", live_session_id, error)
         finally:
             live.reading = False
+
+    def saw_left(self, before: Snapshot, listing_id: int, remaining: int) -> None:
+        """What a statement of this process saw left of a listing as it committed (a
+        batch of ``shop.orders.at_once``): kept unless something about the listing was
+        heard since ``before`` (that is newer), as for a read. So the process that sold
+        the last unit refuses the next attempts without waiting for its own event."""
+        with self.lock:
+            listing = self.listings.get(listing_id)
+            heard, _ = self.listing_heard.get(listing_id, (0, 0))
+            if listing is None or self.resets != before.resets or heard > before.heard:
+                return
+            if self.session_heard.get(listing.session_id, 0) > before.heard:
+                return
+            listing.remaining = remaining
+            listing.confirmed_at = time.monotonic()
 
     def announce_orders(self, live_session_id: int, orders: list[tuple[int, str]]) -> None:
         """Tell every process that these (buyer id, key) are placing orders in the

@@ -100,12 +100,11 @@ class Queues:
             attempt.done.wait()
             if not attempt.leads:
                 return
-        else:
-            # The first attempt of a burst lets the others that already arrived join
-            # it: under gevent the requests read in the same round queue up before this
-            # one goes on, so a burst is one batch instead of a batch of one and then
-            # everyone else a round later.
-            time.sleep(0)
+        # The leader lets the attempts that already arrived join it: under gevent the
+        # requests read in the same round queue up before it goes on, so a burst is one
+        # batch instead of a batch of one (waiting on the row behind the other worker's
+        # batch) and then everyone else a round later.
+        time.sleep(0)
         with self.lock:
             queued = self.waiting.pop(listing_id)
             batch, rest = queued[:BATCH], queued[BATCH:]
@@ -199,11 +198,14 @@ def _place_batch(
         "regions": [a.shipping["region"] for a in placing],
         "qtys": [a.qty for a in placing],
     }
+    before = view.snapshot()
     try:
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             rows = connection.execute(_PLACE_MANY, params).all()
     except IntegrityError:
         return  # a key was used before: nothing was written; each goes the general way
+    if rows:  # what is left as it committed: this process refuses from it at once
+        view.saw_left(before, listing_id, rows[0].remaining)
     for row in rows:
         each = placing[row.ord - 1]
         if row.order_id is not None:

@@ -289,3 +289,26 @@ def test_a_batch_fills_in_arrival_order_and_refuses_at_once_what_cannot_fit(app,
     assert attempts[2].placed is None and attempts[2].short is None
     assert attempts[3].placed is None and attempts[3].short is None
     assert stored(app, listing_id) == (1, 2)  # 4 − 3 left; the teaching order and one more
+
+
+def test_a_batch_tells_its_own_process_what_is_left_unless_newer_news_came(app, known_listing):
+    """What a batch saw left as it committed is kept by the process at once (the next
+    attempts are refused from memory without waiting for its own event) — unless an
+    event about the listing arrived since the statement began: that is newer."""
+    from shop.core.live_bus import live_bus
+
+    client, buyers, listing_id = known_listing
+    view = stock_view(app)
+    session_id = view.listings[listing_id].session_id
+    before = view.snapshot()
+    view.saw_left(before, listing_id, 0)
+    assert view.listings[listing_id].remaining == 0
+    refused = attempt(client, buyers[1], listing_id, "after-the-batch")
+    assert refused.status_code == 409 and refused.json["detail"] == "Only 0 left."
+
+    before = view.snapshot()
+    with app.app_context():  # units came back meanwhile (a cancel, say), and we heard it
+        live_bus().publish(session_id, "listing.stock", {"listing_id": listing_id, "remaining": 3})
+    wait_until(lambda: view.listings[listing_id].remaining == 3)
+    view.saw_left(before, listing_id, 0)  # the batch's older figure
+    assert view.listings[listing_id].remaining == 3
