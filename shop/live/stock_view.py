@@ -27,8 +27,9 @@ How the view stays right (Redis only; the embedded default asks the database):
   confirmed** (by an event about the listing or a read of its row), in case a
   publisher's event was lost. A listing in use is read again once half of that has
   passed, by the process's one reader thread (a request only wakes it, and the read
-  waits for PostgreSQL without yielding), so a sold-out listing keeps being refused
-  from memory.
+  of the listings waits for PostgreSQL without yielding; the session's order keys,
+  read every ``KEYS_RELOAD_S``, may be many and are read yielding), so a sold-out
+  listing keeps being refused from memory.
 - **The repeat of a placed order is never refused from memory**: an attempt whose
   buyer and ``Idempotency-Key`` placed an order in the session goes to the database,
   which answers it with that order. Each placed order announces its buyer and key on
@@ -49,6 +50,7 @@ import json
 import logging
 import threading
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -242,9 +244,11 @@ class StockView:
                 self.wake.clear()
                 waiting, self.waiting = self.waiting, {}
             for live_session_id, (before, live) in waiting.items():
-                self._read(before, live_session_id, live)
+                self._read(before, live_session_id, live, in_background=True)
 
-    def _read(self, before: Snapshot, live_session_id: int, live: _Session) -> None:
+    def _read(
+        self, before: Snapshot, live_session_id: int, live: _Session, in_background: bool = False
+    ) -> None:
         try:
             if not self.listener.healthy() or self._moved(before, live_session_id):
                 return
@@ -252,6 +256,18 @@ class StockView:
 
             params = {"session_id": live_session_id}
             read_keys = time.monotonic() - live.keys_read_at > KEYS_RELOAD_S
+            keys: list[Any] = []
+            if read_keys:
+                # Every order of the session (tens of thousands on a long night): the
+                # reader thread lets the worker's other greenlets go on meanwhile (what
+                # it knows stays trusted); a request learning a session does not (they
+                # would all go to the database meanwhile). Before the listings: they are
+                # trusted only together.
+                with (
+                    nullcontext() if in_background else without_yielding(),
+                    self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c,
+                ):
+                    keys = list(c.execute(_ORDER_KEYS(Order, OrderLine), params))
             # Waited for without letting the worker's other greenlets in: on a saturated
             # gevent worker each yield costs a turn behind every ready request, and a
             # read that outlives the time to live sends every refusal to the database.
@@ -260,7 +276,6 @@ class StockView:
                 self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c,
             ):
                 rows = c.execute(_LISTINGS, params).all()
-                keys = c.execute(_ORDER_KEYS(Order, OrderLine), params).all() if read_keys else []
             now = time.monotonic()
             with self.lock:
                 if self._moved_locked(before, live_session_id) or (
