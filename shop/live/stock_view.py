@@ -322,9 +322,21 @@ class StockView:
             listing.remaining = remaining
             listing.confirmed_at = time.monotonic()
 
+    def placing(self, live_session_id: int, buyer_id: int, key: str) -> bool:
+        """Whether an order with this buyer and key is known to be placed or being
+        placed in the session."""
+        with self.lock:
+            live = self.sessions.get(live_session_id)
+            return live is not None and (buyer_id, key) in live.keys
+
     def announce_orders(self, live_session_id: int, orders: list[tuple[int, str]]) -> None:
         """Tell every process that these (buyer id, key) are placing orders in the
-        session (before they commit: a repeat must never be refused from memory)."""
+        session (before they commit: a repeat must never be refused from memory) —
+        this one at once, the others through Redis."""
+        with self.lock:
+            live = self.sessions.get(live_session_id)
+            if live is not None:
+                live.keys.update(orders)
         message = json.dumps({"session_id": live_session_id, "orders": orders})
         try:
             self.client.publish(ORDERS_CHANNEL, message)

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from shop.db import DbSession, can_run_outside_transaction, utcnow
 from shop.errors import OutOfStock
@@ -177,12 +177,19 @@ def _place_batch(
 ) -> None:
     # One attempt per (buyer, key): a double tap's second request goes the general way
     # (it waits on the unique index and gets the first one's order).
+    # A key that another request of this process began to place since it queued goes
+    # the general way too: the batch must not wait for that request's key while it holds
+    # the listing's row, which that request will want next (a deadlock).
     seen: set[tuple[int, str]] = set()
     placing = []
     for each in batch:
-        if (each.buyer_id, each.key) not in seen:
-            seen.add((each.buyer_id, each.key))
+        if (each.buyer_id, each.key) in seen:
+            continue
+        seen.add((each.buyer_id, each.key))
+        if not view.placing(live_session_id, each.buyer_id, each.key):
             placing.append(each)
+    if not placing:
+        return
     view.announce_orders(live_session_id, [(a.buyer_id, a.key) for a in placing])
     params = {
         "listing_id": listing_id,
@@ -204,6 +211,12 @@ def _place_batch(
             rows = connection.execute(_PLACE_MANY, params).all()
     except IntegrityError:
         return  # a key was used before: nothing was written; each goes the general way
+    except OperationalError as error:
+        # A deadlock all the same (a request of another process placing the same key):
+        # PostgreSQL undid the statement, nothing was written; each goes the general way.
+        if getattr(error.orig, "sqlstate", None) != "40P01":
+            raise
+        return
     if rows:  # what is left as it committed: this process refuses from it at once
         view.saw_left(before, listing_id, rows[0].remaining)
     for row in rows:
