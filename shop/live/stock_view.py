@@ -71,6 +71,9 @@ ORDERS_CHANNEL = "shanhuo:stock-view:orders"
 LIVE_PATTERN = "shanhuo:live:*"
 MAX_LISTINGS = 100_000  #: listings remembered at once; past it the view starts over
 KEYS_RELOAD_S = 30.0  #: a session's order keys are read whole again after this
+#: how long an attempt waits for a read of its listing's session already under way
+#: (past it, the attempt goes to the database)
+LEARN_WAIT_S = 1.0
 
 
 @dataclass
@@ -87,7 +90,15 @@ class _Session:
     #: (buyer id, Idempotency-Key) of every order placed in the session
     keys: set[tuple[int, str]] = field(default_factory=set)
     keys_read_at: float = float("-inf")
-    reading: bool = False  #: a read of the session is under way
+    #: set while no read of the session is under way
+    read_done: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.read_done.set()
+
+    @property
+    def reading(self) -> bool:
+        return not self.read_done.is_set()
 
 
 @dataclass(frozen=True)
@@ -188,8 +199,19 @@ class StockView:
         flash sale starts ("上链接": the listing was just added, or its session just
         started, and every process forgot it): without it, every attempt of the first
         burst would go to the database and queue on the listing's row, instead of the
-        first one paying for a read and the rest being placed together or refused."""
+        first one paying for a read and the rest being placed together or refused.
+
+        One read for the burst: an attempt that finds a read of the session under way
+        (another attempt's, or the reader thread's) waits for it rather than going to
+        the database — hundreds of attempts at once, each asking PostgreSQL, would
+        queue for its connections, the read among them. A listing known but no longer
+        trusted (confirmed longer than the TTL ago) has its session read again."""
         before = self.snapshot()
+        with self.lock:
+            listing = self.listings.get(listing_id)
+        if listing is not None:
+            self.learn(before, listing.session_id, wait=True)
+            return
         try:
             with (
                 without_yielding(),
@@ -200,7 +222,7 @@ class StockView:
             log.warning("stock view: listing %s not read: %s", listing_id, error)
             return
         if live_session_id is not None:  # else no such listing: the database path says so
-            self.learn(before, live_session_id)
+            self.learn(before, live_session_id, wait=True)
 
     def snapshot(self) -> Snapshot:
         with self.lock:
@@ -208,17 +230,21 @@ class StockView:
 
     # ------------------------------------------------------------------ learning
 
-    def learn(self, before: Snapshot, live_session_id: int) -> None:
+    def learn(self, before: Snapshot, live_session_id: int, wait: bool = False) -> None:
         """Read the session's listings (and order keys) as committed now, unless another
-        read of it is under way; keep what nothing arrived about since ``before``."""
+        read of it is under way (then, with ``wait``, wait up to ``LEARN_WAIT_S`` for
+        it); keep what nothing arrived about since ``before``."""
         with self.lock:
             live = self.sessions.get(live_session_id)
-            if live is not None and live.reading:
-                return
+            under_way = live is not None and live.reading
             if live is None:
                 live = self.sessions[live_session_id] = _Session()
-            live.reading = True
-        self._read(before, live_session_id, live)
+            if not under_way:
+                live.read_done.clear()
+        if not under_way:
+            self._read(before, live_session_id, live)
+        elif wait:
+            live.read_done.wait(LEARN_WAIT_S)
 
     def learn_in_background(self, live_session_id: int) -> None:
         """``learn`` in the view's reader thread, when nothing of the session is known (an
@@ -232,7 +258,7 @@ class StockView:
         """Have the reader thread read the session (the caller holds ``self.lock``). A
         request only wakes the reader: it never waits for it (under gevent, starting a
         thread would make the request wait its turn behind every other greenlet)."""
-        live.reading = True
+        live.read_done.clear()
         self.waiting.setdefault(live_session_id, (Snapshot(self.resets, self.heard), live))
         self.wake.set()
         self.reader.ensure_started()
@@ -249,25 +275,16 @@ class StockView:
     def _read(
         self, before: Snapshot, live_session_id: int, live: _Session, in_background: bool = False
     ) -> None:
+        reload_keys = False
         try:
             if not self.listener.healthy() or self._moved(before, live_session_id):
                 return
-            from shop.orders.models import Order, OrderLine
-
             params = {"session_id": live_session_id}
-            read_keys = time.monotonic() - live.keys_read_at > KEYS_RELOAD_S
-            keys: list[Any] = []
-            if read_keys:
-                # Every order of the session (tens of thousands on a long night): the
-                # reader thread lets the worker's other greenlets go on meanwhile (what
-                # it knows stays trusted); a request learning a session does not (they
-                # would all go to the database meanwhile). Before the listings: they are
-                # trusted only together.
-                with (
-                    nullcontext() if in_background else without_yielding(),
-                    self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c,
-                ):
-                    keys = list(c.execute(_ORDER_KEYS(Order, OrderLine), params))
+            # A session learned now: its order keys before its listings (they are
+            # trusted only together). Read yielding in the reader thread; a request
+            # learning a session does not yield (the burst would go to the database).
+            first = live.keys_read_at == float("-inf")
+            keys = self._order_keys(params, yielding=in_background) if first else []
             # Waited for without letting the worker's other greenlets in: on a saturated
             # gevent worker each yield costs a turn behind every ready request, and a
             # read that outlives the time to live sends every refusal to the database.
@@ -299,13 +316,46 @@ class StockView:
                         row.per_buyer_limit is not None,
                         now,
                     )
-                if read_keys:
-                    live.keys.update((buyer_id, key) for buyer_id, key in keys)
+                if first:
+                    live.keys.update(keys)
+                    live.keys_read_at = now
+                # The keys read whole again (every order of the session: tens of
+                # thousands on a long night, read yielding) come after the listings,
+                # and in the reader thread only: a read that long would outlive what
+                # it confirms, and every refusal would go to the database meanwhile.
+                reload_keys = in_background and now - live.keys_read_at > KEYS_RELOAD_S
+                if reload_keys:
                     live.keys_read_at = now
         except Exception as error:  # memory refuses less meanwhile; the database answers
             log.warning("stock view: session %s not read: %s", live_session_id, error)
         finally:
-            live.reading = False
+            live.read_done.set()
+        if reload_keys:
+            self._reload_keys(params, live)
+
+    def _order_keys(self, params: dict[str, Any], yielding: bool) -> list[tuple[int, str]]:
+        """(buyer, key) of every order placed in the session."""
+        from shop.orders.models import Order, OrderLine
+
+        with (
+            nullcontext() if yielding else without_yielding(),
+            self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c,
+        ):
+            return [
+                (buyer_id, key)
+                for buyer_id, key in c.execute(_ORDER_KEYS(Order, OrderLine), params)
+            ]
+
+    def _reload_keys(self, params: dict[str, Any], live: _Session) -> None:
+        """Add the keys of every order of a known session (one whose announcement was
+        lost is found here); keys are only ever added, so nothing they race is lost."""
+        try:
+            keys = self._order_keys(params, yielding=True)
+        except Exception as error:
+            log.warning("stock view: keys of session %s not read: %s", params["session_id"], error)
+            return
+        with self.lock:
+            live.keys.update(keys)
 
     def saw_left(self, before: Snapshot, listing_id: int, remaining: int) -> None:
         """What a statement of this process saw left of a listing as it committed (a
