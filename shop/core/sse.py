@@ -99,12 +99,19 @@ def _stream(
                 yield b": heartbeat\n\n"
                 next_beat = now + heartbeat_s
             wait = min(1.0, next_beat - now, start + max_s - now)
-            received = subscription.get(timeout=wait)
-            if received is None or received.id <= last:
-                continue
-            last = received.id
-            yield received.sse
-            if received.event == final_event:
+            # What came together goes out in one write: at a sell-out every viewer
+            # gets the last ``listing.stock`` and ``listing.sold_out`` at once.
+            chunk, ended = [], False
+            for record in subscription.get(timeout=wait):
+                if record.id > last:
+                    last = record.id
+                    chunk.append(record.sse)
+                    ended = record.event == final_event
+                    if ended:
+                        break
+            if chunk:
+                yield b"".join(chunk)
+            if ended:
                 return
     finally:
         subscription.close()

@@ -219,7 +219,7 @@ def test_redis_carries_events_between_separate_clients(app):
         assert backlog == []
         sent = publisher.publish(987_654, "listing.stock", {"listing_id": 1, "remaining": 4})
         got = subscription.get(timeout=5)
-        assert got == sent
+        assert got == [sent]
     finally:
         subscription.close()
     replay, again = subscriber.subscribe(987_654, after_id=sent.id - 1)
