@@ -92,6 +92,8 @@ def test_an_order_the_view_expects_is_one_statement(app, known_listing):
         assert order["expires_at"] == stored_order.expires_at.isoformat()
         db.session.remove()
     assert stored(app, listing_id)[0] == 2  # 5 − 1 (teach) − 2
+    # the answer, made from what the batch wrote, is the stored order's, byte for byte
+    assert client.get(f"/api/v1/orders/{order['id']}", headers=buyers[1]).data == placed.data
     # The view hears what is left, as from any order.
     view = stock_view(app)
     wait_until(lambda: view.listings[listing_id].remaining == 2)
@@ -312,3 +314,39 @@ def test_a_batch_tells_its_own_process_what_is_left_unless_newer_news_came(app, 
     wait_until(lambda: view.listings[listing_id].remaining == 3)
     view.saw_left(before, listing_id, 0)  # the batch's older figure
     assert view.listings[listing_id].remaining == 3
+
+
+def test_attempts_on_a_listing_no_longer_trusted_wait_for_the_read_under_way(app, known_listing):
+    """A lull past the TTL, then a burst (the next round of a sale): the burst's
+    attempts wait for the read of the session already under way and are refused from
+    what it read — none of them goes to the database meanwhile (hundreds at once
+    would queue for its connections, the read among them)."""
+    from shop.errors import OutOfStock
+    from shop.live.stock_view import Snapshot
+
+    _, _, listing_id = known_listing
+    view = stock_view(app)
+    with view.lock:
+        listing = view.listings[listing_id]
+        listing.confirmed_at -= 10  # no longer trusted
+        live = view.sessions[listing.session_id]
+        live.read_done.clear()  # and a read of its session begun (by the reader thread)
+        before = Snapshot(view.resets, view.heard)
+    answers: dict[int, object] = {}
+
+    def ask(n: int) -> None:  # more than the 4 left: memory would refuse it
+        answers[n] = view.refusal(listing_id, 5, 10_000 + n, f"burst-{n}")
+
+    with app.app_context(), statements(app) as sent:
+        burst = [threading.Thread(target=ask, args=(n,)) for n in range(8)]
+        for thread in burst:
+            thread.start()
+        time.sleep(0.2)
+        assert answers == {} and sent == []  # waiting, not asking the database
+        view._read(before, listing.session_id, live)  # the read under way ends
+        for thread in burst:
+            thread.join(5)
+    assert sent == ["SELECT"]  # that read alone
+    assert len(answers) == 8
+    for refusal in answers.values():
+        assert isinstance(refusal, OutOfStock) and refusal.extra["remaining"] == 4
