@@ -17,8 +17,35 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from gevent.server import StreamServer
 from gevent.socket import wait_read
+from gunicorn.workers import ggevent
 from gunicorn.workers.ggevent import GeventWorker
+
+
+class _AcceptsBursts(StreamServer):
+    """gevent's server, taking up to ``ACCEPT_AT_ONCE`` waiting connections per turn of
+    the event loop.
+
+    With several workers gunicorn makes each server take one connection per turn (so
+    that one worker does not take all of a burst from a shared socket). Here every
+    worker listens on a socket of its own (``reuse_port``: the kernel spreads the
+    connections), and one per turn only delays them: under load a turn takes 30-60 ms,
+    and the last of 256 phones that opened a connection at the same moment waited 6 s
+    for its first answer (`bench/flash_sale.py`). Every waiting connection at once
+    (gevent's 100) went too far the other way: when 2,000 viewers opened their streams
+    within a second, hundreds of first requests asked for a database connection at
+    once and some waited past ``DB_POOL_TIMEOUT_S`` (503). A few per turn lets a burst
+    in within a second and keeps the rest waiting in the kernel's queue, not the pool's.
+    """
+
+    @property  # type: ignore[override]
+    def max_accept(self) -> int:
+        return ACCEPT_AT_ONCE
+
+    @max_accept.setter
+    def max_accept(self, value: int) -> None:
+        """gunicorn's 1 is ignored (see above)."""
 
 
 class TakingTurns(GeventWorker):
@@ -35,7 +62,14 @@ class TakingTurns(GeventWorker):
     the same load, `bench/flash_sale.py`). A request already read with the previous
     one (pipelining) is served at once, as before; an idle connection is closed after
     ``keepalive`` seconds, as before.
+
+    And a worker takes a few new connections per turn, not one (``_AcceptsBursts``).
     """
+
+    def run(self) -> None:
+        if self.cfg.reuse_port:  # a socket per worker (else gunicorn's one at a time)
+            ggevent.StreamServer = _AcceptsBursts  # type: ignore[misc]
+        super().run()
 
     def handle_request(self, listener_name: str, req: Any, sock: Any, addr: Any) -> None:
         super().handle_request(listener_name, req, sock, addr)
@@ -77,6 +111,8 @@ os.environ.setdefault("DB_LOCK_TIMEOUT_MS", "5000")
 #: load, overflow connections would be opened and closed for every request.
 os.environ.setdefault("DB_POOL_SIZE", "16")
 os.environ.setdefault("DB_MAX_OVERFLOW", "0")
+#: new connections a worker takes per turn of its event loop (``_AcceptsBursts``)
+ACCEPT_AT_ONCE = 4
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 

@@ -76,3 +76,21 @@ def test_an_idle_connection_is_closed_after_keepalive(production):
         connection.settimeout(10)
         assert connection.recv(1) == b""  # the server closed it
         assert 0.5 < time.monotonic() - started < 5
+
+
+def test_a_worker_takes_a_few_waiting_connections_per_turn_not_one(monkeypatch):
+    """gunicorn makes a gevent worker accept one connection per turn of its event loop
+    when there are several workers; with a socket per worker (``reuse_port``) that only
+    made a burst of new connections wait (6 s for the last of 256 under load)."""
+    import runpy
+    from pathlib import Path
+
+    import gunicorn.workers.ggevent as ggevent
+
+    monkeypatch.setattr("os.environ", {})  # the config's defaults stay in the config
+    config = runpy.run_path(str(Path(__file__).parents[2] / "gunicorn.conf.py"))
+    assert config["reuse_port"]
+    server = config["_AcceptsBursts"](("127.0.0.1", 0), handle=lambda *args: None)
+    server.max_accept = 1  # what gunicorn sets with several workers
+    assert server.max_accept == config["ACCEPT_AT_ONCE"] > 1
+    assert ggevent.StreamServer is not config["_AcceptsBursts"]  # only in a worker's run
