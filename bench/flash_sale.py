@@ -9,8 +9,9 @@ under the production server (`gunicorn -c gunicorn.conf.py`), on PostgreSQL and 
 Resets the database (its name must contain "bench" or "scratch"), migrates, creates a
 live session with three listings — A and C of 500 units, B too large to sell out —
 and --buyers buyers with tokens, starts the production server (serving the app plus
-the floor endpoints of `bench/floor.py`), then from one separate client process
-(asyncio, HTTP/1.1 keep-alive):
+the floor endpoints of `bench/floor.py`), then from two client processes (asyncio,
+HTTP/1.1 keep-alive) — one for the viewers, one for the buyers, as on a live night
+(a phone reading its stream does not hold up another phone's tap on "buy"):
 
 0. --viewers viewers open the session's event stream (each its own address, through
    `X-Forwarded-For` behind `TRUSTED_PROXY_COUNT=1`) and hold it for the whole run;
@@ -60,6 +61,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--port", type=int, default=5091)
     parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--viewers-client", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
@@ -312,9 +314,11 @@ async def viewer(port: int, session_id: int, n: int, sold_out: str, seen: dict[s
         raise
 
 
-async def client_main(plan: dict[str, Any]) -> dict[str, Any]:
-    port, connections, seconds = plan["port"], plan["connections"], plan["seconds"]
-    tokens, listings = plan["tokens"], plan["listings"]
+async def viewers_main(plan: dict[str, Any]) -> None:
+    """The viewers' process: open every stream, say how many are watching (a line of
+    JSON), hold them until told to stop (a line on stdin), then say who received A's
+    ``listing.sold_out`` and when."""
+    port, listings = plan["port"], plan["listings"]
     seen: dict[str, Any] = {"connected": set(), "sold_out": {}, "closed": 0}
     sold_out = f"event: listing.sold_out\ndata: {json.dumps({'listing_id': listings['A']})}\n"
     watchers = []
@@ -325,8 +329,21 @@ async def client_main(plan: dict[str, Any]) -> dict[str, Any]:
     deadline = time.monotonic() + 120
     while len(seen["connected"]) < plan["viewers"] and time.monotonic() < deadline:
         await asyncio.sleep(0.2)
-    watching = len(seen["connected"])
+    print(json.dumps({"watching": len(seen["connected"])}), flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    for task in watchers:
+        task.cancel()
+    await asyncio.gather(*watchers, return_exceptions=True)
+    print(
+        json.dumps({"closed": seen["closed"], "sold_out_at": list(seen["sold_out"].values())}),
+        flush=True,
+    )
 
+
+async def client_main(plan: dict[str, Any]) -> dict[str, Any]:
+    """The buyers' process: every timed phase, one after another."""
+    port, connections, seconds = plan["port"], plan["connections"], plan["seconds"]
+    tokens, listings = plan["tokens"], plan["listings"]
     healthz = http("GET", "/healthz", {})
     warm = http("GET", f"/api/v1/live-sessions/{plan['session_id']}", {})
     await phase(port, connections, 2 * connections, lambda n: warm)  # open connections, warm pools
@@ -362,15 +379,8 @@ async def client_main(plan: dict[str, Any]) -> dict[str, Any]:
     phase_b = await phase(port, connections, many, orders_of(listings["B"], "b"), seconds)
     write = http("POST", "/floor/write", {"Content-Type": "application/json"}, b"{}")
     floor = await phase(port, connections, many, lambda n: write, seconds)
-    await asyncio.sleep(1.5)  # late sold_out events still count (within 1 s is the target)
-    for task in watchers:
-        task.cancel()
-    await asyncio.gather(*watchers, return_exceptions=True)
     return {
         "viewers": plan["viewers"],
-        "watching": watching,
-        "closed": seen["closed"],
-        "sold_out_at": list(seen["sold_out"].values()),
         "healthz": ceiling,
         "A": phase_a,
         "C": phase_c,
@@ -386,6 +396,9 @@ def main() -> None:
     args = parse()
     if args.client:
         print(json.dumps(asyncio.run(client_main(json.load(sys.stdin)))))
+        return
+    if args.viewers_client:
+        asyncio.run(viewers_main(json.loads(sys.stdin.readline())))
         return
     if not args.database_url or not args.database_url.startswith("postgresql"):
         sys.exit("Set DATABASE_URL (or --database-url) to a PostgreSQL database.")
@@ -405,6 +418,7 @@ def main() -> None:
     plan = seed(app, args.buyers)
     load_before = os.getloadavg()
     server = start_gunicorn(args)
+    viewers: subprocess.Popen[str] | None = None
     try:
         wait_until_up(args.port)
         plan.update(
@@ -414,6 +428,16 @@ def main() -> None:
             viewers=args.viewers,
             healthz_requests=args.healthz_requests,
         )
+        viewers = subprocess.Popen(
+            [sys.executable, __file__, "--viewers-client"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert viewers.stdin is not None and viewers.stdout is not None
+        viewers.stdin.write(json.dumps(plan) + "\n")
+        viewers.stdin.flush()
+        watching = json.loads(viewers.stdout.readline())["watching"]
         client = subprocess.run(
             [sys.executable, __file__, "--client"],
             input=json.dumps(plan),
@@ -422,7 +446,13 @@ def main() -> None:
             check=True,
         )
         result = json.loads(client.stdout)
+        viewers.stdin.write("stop\n")
+        viewers.stdin.flush()
+        result.update(json.loads(viewers.stdout.readline()), watching=watching)
+        viewers.wait(timeout=30)
     finally:
+        if viewers is not None and viewers.poll() is None:
+            viewers.kill()
         server.terminate()
         server.wait(timeout=30)
     report(args, app, plan, result, load_before)
@@ -451,7 +481,8 @@ def report(
         return f"{100 * x:.0f} %"
 
     print(
-        f"gunicorn -c gunicorn.conf.py: {args.workers} workers (gevent); client: 1 process; "
+        f"gunicorn -c gunicorn.conf.py: {args.workers} workers (gevent); "
+        "clients: 2 processes (viewers, buyers); "
         f"{os.cpu_count()} CPUs; load average before the run "
         f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     )
