@@ -321,3 +321,21 @@ def test_viewers_share_the_process_s_one_redis_subscription(
         for s in [first, *streams]:
             s.close()
         probe.close()
+
+
+def test_the_redis_fanout_sends_the_latest_stock_then_the_next_event_to_every_viewer():
+    """The fan-out's own thread sends, a slice of viewers at a time: every viewer gets
+    the latest count held, then ``listing.sold_out`` — in that order, nothing more."""
+    fanout = live_bus._CoalescingFanout(interval_s=60)  # stock goes only ahead of events
+    viewers = [live_bus._HubSubscription(fanout, 7) for _ in range(3 * fanout.SLICE + 1)]
+    for viewer in viewers:
+        fanout.add(viewer)
+    fanout.deliver(7, live_bus.LiveEvent(1, "listing.stock", {"listing_id": 3, "remaining": 1}))
+    fanout.deliver(7, live_bus.LiveEvent(2, "listing.stock", {"listing_id": 3, "remaining": 0}))
+    fanout.deliver(7, live_bus.LiveEvent(3, "listing.sold_out", {"listing_id": 3}))
+    for viewer in viewers:
+        received: list[int] = []
+        deadline = time.monotonic() + 5
+        while len(received) < 2 and time.monotonic() < deadline:
+            received += [event.id for event in viewer.get(timeout=0.1)]
+        assert received == [2, 3]
