@@ -188,12 +188,14 @@ class _CoalescingFanout(_Fanout):
       latest count, not every step. Any other event first sends what is held, so the
       order of events is kept and ``listing.sold_out`` is never late. A viewer who
       resumes gets every event from the kept list.
-    - An event reaches the viewers ``SLICE`` at a time, with a pause between slices:
-      a thousand viewers woken at once kept a worker from its requests for 40 ms
-      (each one in flight waited that long); a slice at a time, they go on in between.
+    - A stock step reaches the viewers ``SLICE`` at a time, with a pause between
+      slices: a thousand viewers woken at once kept a worker from its requests for
+      40 ms (each one in flight waited that long), at every step; a slice at a time,
+      they go on in between. Any other event (and the stock sent ahead of it) goes to
+      every viewer at once: ``listing.sold_out`` must not wait behind the requests.
     """
 
-    SLICE = 200  #: viewers woken at once
+    SLICE = 200  #: viewers woken at once by a stock step
     PAUSE_S = 0.001  #: between two slices: the worker's requests take their turn
 
     def __init__(self, interval_s: float) -> None:
@@ -230,16 +232,19 @@ class _CoalescingFanout(_Fanout):
                         self._release(live_session_id)
                     next_stock = time.monotonic() + self.interval_s
                 outbox, self.outbox = self.outbox, deque()
+            stock_only = all(record.event == "listing.stock" for _, record in outbox)
             for live_session_id, record in outbox:
-                self._send(live_session_id, record)
+                self._send(live_session_id, record, self.SLICE if stock_only else None)
 
-    def _send(self, live_session_id: int, record: LiveEvent) -> None:
+    def _send(self, live_session_id: int, record: LiveEvent, slice_size: int | None) -> None:
+        """Wake the session's viewers, ``slice_size`` at a time (None: all at once)."""
         with self.lock:
             receivers = list(self.subscribers.get(live_session_id, ()))
-        for start in range(0, len(receivers), self.SLICE):
+        step = slice_size or max(1, len(receivers))
+        for start in range(0, len(receivers), step):
             if start:
                 time.sleep(self.PAUSE_S)
-            for subscriber in receivers[start : start + self.SLICE]:
+            for subscriber in receivers[start : start + step]:
                 subscriber.put(record)
 
 

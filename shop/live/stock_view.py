@@ -15,7 +15,8 @@ How the view stays right (Redis only; the embedded default asks the database):
   keys of the orders placed in it, in autocommit. A listing's row is kept only if
   nothing about that listing (or its session) arrived on the bus since just before
   the read, and only while the subscription is healthy — so it never stores a state
-  older than an event it has already applied. One read at a time per session.
+  older than an event it has already applied. One read at a time per session: an
+  attempt that needs one under way waits for it (``LEARN_WAIT_S``), not the database.
 - **The live bus keeps it current.** ``listing.stock`` / ``listing.sold_out`` carry
   what a listing has left; ``session.ended`` takes a session off sale; any other
   change to a session's listings (added, updated, withdrawn, a restart) makes the
