@@ -35,8 +35,9 @@ class _AcceptsBursts(StreamServer):
     for its first answer (`bench/flash_sale.py`). Every waiting connection at once
     (gevent's 100) went too far the other way: when 2,000 viewers opened their streams
     within a second, hundreds of first requests asked for a database connection at
-    once and some waited past ``DB_POOL_TIMEOUT_S`` (503). A few per turn lets a burst
-    in within a second and keeps the rest waiting in the kernel's queue, not the pool's.
+    once and some waited past ``DB_POOL_TIMEOUT_S`` (503; at 8 per turn, still 2 of
+    2,000 in one of three runs). A few per turn lets a burst in within a second or two
+    and keeps the rest waiting in the kernel's queue, not the pool's.
     """
 
     @property  # type: ignore[override]
