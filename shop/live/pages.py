@@ -255,7 +255,7 @@ class _FormInvalid(Exception):
         self.messages = messages
 
 
-def _place(listing: LiveListing, form: dict[str, str]) -> Order:
+def _place(listing: LiveListing, form: dict[str, str]) -> Order | orders.NewOrder:
     qty = parse_whole(form["qty"])
     if qty is None or not 1 <= qty <= MAX_QTY:
         raise _FormInvalid([f"qty: 1 … {MAX_QTY}"])

@@ -30,7 +30,7 @@ from shop.pagination import paginate
 blp = Blueprint("orders", __name__, url_prefix="/api/v1", description="Orders")
 
 
-def order_json(order: Order) -> dict[str, Any]:
+def order_json(order: Order | service.NewOrder) -> dict[str, Any]:
     return {
         "id": order.id,
         "buyer_id": order.buyer_id,
