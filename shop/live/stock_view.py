@@ -51,6 +51,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -384,15 +385,45 @@ class StockView:
         """Tell every process that these (buyer id, key) are placing orders in the
         session (before they commit: a repeat must never be refused from memory) —
         this one at once, the others through Redis."""
+        self.send_announcement(live_session_id, orders)()
+
+    def send_announcement(
+        self, live_session_id: int, orders: list[tuple[int, str]]
+    ) -> Callable[[], None]:
+        """``announce_orders``, without waiting for Redis's reply: the announcement is
+        on its way when this returns, and the returned function reads the reply (call
+        it once, after the statement that places the orders has returned). Under gevent
+        a wait for Redis costs a turn behind every ready greenlet; a batch's statement
+        is a wait of its own, and the two now overlap."""
         with self.lock:
             live = self.sessions.get(live_session_id)
             if live is not None:
                 live.keys.update(orders)
         message = json.dumps({"session_id": live_session_id, "orders": orders})
+        pool = self.client.connection_pool
         try:
-            self.client.publish(ORDERS_CHANNEL, message)
+            connection = pool.get_connection()
         except Exception as error:  # the orders stand; a repeat may meet a 409
             log.warning("stock view: orders not announced: %s", error)
+            return _nothing
+        try:
+            connection.send_command("PUBLISH", ORDERS_CHANNEL, message)
+        except Exception as error:
+            connection.disconnect()
+            pool.release(connection)
+            log.warning("stock view: orders not announced: %s", error)
+            return _nothing
+
+        def read_reply() -> None:
+            try:
+                connection.read_response()
+            except Exception as error:
+                connection.disconnect()
+                log.warning("stock view: orders maybe not announced: %s", error)
+            finally:
+                pool.release(connection)
+
+        return read_reply
 
     # ------------------------------------------------------------------ the bus
 
@@ -458,6 +489,10 @@ class StockView:
             self.resets != before.resets
             or self.session_heard.get(live_session_id, 0) > before.heard
         )
+
+
+def _nothing() -> None:
+    pass
 
 
 _SESSION_OF = select(LiveListing.session_id).where(LiveListing.id == bindparam("listing_id"))

@@ -4,9 +4,10 @@ listing that arrives while the previous statement runs (README, "Accepts at once
 When the stock view (``shop.live.stock_view``, Redis only) says an attempt will go —
 one line of a listing on sale with units enough, no per-buyer limit, and not the
 repeat of a placed order — it is not placed through the general path (a read, then a
-transaction of four statements) but queued for its listing. The first attempt of a
-queue leads: it takes everything queued (up to ``BATCH``) and runs ``_PLACE_MANY``,
-one statement in autocommit:
+transaction of four statements) but queued for its listing. A queue is emptied by
+its placer, a thread (a greenlet under gevent) started by the first attempt on an
+idle queue: it takes everything queued (up to ``BATCH``) and runs ``_PLACE_MANY``,
+one statement in autocommit, then the next batch, until the queue is empty:
 
 - ``cur`` locks the listing's row, if it is on sale with no per-buyer limit;
 - the attempts, in arrival order, are filled while their running total of units is
@@ -20,6 +21,15 @@ stock view) and the listing's new count are one Redis message each per batch. Wh
 one batch runs, the worker's other greenlets queue the next: under load the batches
 grow by themselves, and a lone attempt is a batch of one.
 
+The placer goes from one batch to the next without waiting its turn: under gevent,
+each wait costs a turn behind every ready greenlet of the worker — 100–175 ms at 128
+connections a worker — and a batch used to wait four times (a leader handed over to
+the next, which yielded once to gather the burst, waited for Redis to confirm the
+announcement, then for the statement). Now only the statement is waited for: the
+announcement is sent before it and its reply read after it, and the placer that
+started for the first attempt of a burst (its start is the one turn the burst has
+to gather) runs every batch until the queue is empty.
+
 An attempt the batch could not fill because fewer units are left than it wants is
 refused at once, with the general way's words (``key_used`` makes sure it is not the
 repeat of an earlier order, which must get that order back). Any other attempt the
@@ -31,17 +41,17 @@ or places it.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from flask import current_app
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from shop.db import DbSession, can_run_outside_transaction, utcnow
+from shop.db import DbSession, can_run_outside_transaction, db, utcnow
 from shop.errors import OutOfStock
 from shop.i18n import _l
 from shop.live.service import stock_changed
@@ -77,55 +87,61 @@ class Attempt:
     short: int | None = None
     error: BaseException | None = None
     done: threading.Event = field(default_factory=threading.Event)
-    leads: bool = False  #: woken to lead the next batch
 
 
 class Queues:
-    """One queue of attempts per listing (of one database: the key is both), each run
-    by its first attempt (see above)."""
+    """One queue of attempts per listing (of one database: the key is both), each
+    emptied by a placer of its own (see above)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
+        #: attempts not yet in a batch; a key is here while its placer runs
         self.waiting: dict[Hashable, list[Attempt]] = {}
-        self.running: set[Hashable] = set()
 
     def place(self, listing_id: Hashable, attempt: Attempt, run: Any) -> None:
-        """Queue ``attempt``; return once a batch has decided it. ``run(batch)`` places
-        a batch (it is called by whichever attempt leads)."""
+        """Queue ``attempt``; return once a batch has decided it. The first attempt on
+        an idle queue starts its placer, which calls ``run(batch)`` (the first attempt's
+        ``run``) for batch after batch until the queue is empty."""
         with self.lock:
-            self.waiting.setdefault(listing_id, []).append(attempt)
-            leads = listing_id not in self.running
-            self.running.add(listing_id)
-        if not leads:
-            attempt.done.wait()
-            if not attempt.leads:
-                return
-        # The leader lets the attempts that already arrived join it: under gevent the
-        # requests read in the same round queue up before it goes on, so a burst is one
-        # batch instead of a batch of one (waiting on the row behind the other worker's
-        # batch) and then everyone else a round later.
-        time.sleep(0)
-        with self.lock:
-            queued = self.waiting.pop(listing_id)
-            batch, rest = queued[:BATCH], queued[BATCH:]
-            if rest:
-                self.waiting[listing_id] = rest
+            queued = self.waiting.get(listing_id)
+            if queued is not None:
+                queued.append(attempt)
+            else:
+                self.waiting[listing_id] = [attempt]
+        if queued is None:
+            placer = threading.Thread(
+                target=self._placer, args=(listing_id, run), name="at-once", daemon=True
+            )
+            placer.start()
+        attempt.done.wait()
+
+    def _placer(self, listing_id: Hashable, run: Any) -> None:
+        batch: list[Attempt] = []
         try:
-            run(batch)
-        except BaseException as error:  # every request of the batch answers it
-            for each in batch:
-                each.error = error
-        finally:
-            with self.lock:
-                following = self.waiting.get(listing_id)
-                if following:
-                    following[0].leads = True
-                    following[0].done.set()
-                else:
-                    self.running.discard(listing_id)
-            for each in batch:
-                if each is not attempt:
+            while True:
+                with self.lock:
+                    queued = self.waiting[listing_id]
+                    if not queued:
+                        del self.waiting[listing_id]
+                        return
+                    batch, self.waiting[listing_id] = queued[:BATCH], queued[BATCH:]
+                try:
+                    run(batch)
+                except Exception as error:  # every request of the batch answers it
+                    for each in batch:
+                        each.error = error
+                for each in batch:
                     each.done.set()
+                batch = []
+        except BaseException:
+            # The placer itself is stopped (its worker is): whatever it has not decided
+            # goes the general way (a key its statement did place gets its order).
+            with self.lock:
+                undecided = batch + self.waiting.pop(listing_id, [])
+            for each in undecided:
+                each.placed = each.short = each.error = None
+                each.done.set()
+            raise
 
 
 _queues = Queues()
@@ -147,11 +163,15 @@ def place_at_once(
         return None
     engine = session.get_bind()
     assert isinstance(engine, Engine)
-    now = utcnow()
-    expires_at = now + timedelta(seconds=payment_timeout_s)
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
 
-    def run(batch: list[Attempt]) -> None:
-        _place_batch(session, engine, view, live_session_id, listing_id, batch, now, expires_at)
+    def run(batch: list[Attempt]) -> None:  # in the placer: nothing of this request
+        now = utcnow()
+        expires_at = now + timedelta(seconds=payment_timeout_s)
+        with app.app_context():
+            _place_batch(
+                db.session, engine, view, live_session_id, listing_id, batch, now, expires_at
+            )
 
     _queues.place((str(engine.url), listing_id), attempt, run)
     if attempt.error is not None:
@@ -190,7 +210,9 @@ def _place_batch(
             placing.append(each)
     if not placing:
         return
-    view.announce_orders(live_session_id, [(a.buyer_id, a.key) for a in placing])
+    # Sent before the statement, its reply read after it: waiting for Redis in between
+    # would cost the placer a turn behind every ready greenlet of the worker.
+    announced = view.send_announcement(live_session_id, [(a.buyer_id, a.key) for a in placing])
     params = {
         "listing_id": listing_id,
         "state": OrderState.PENDING_PAYMENT.value,
@@ -217,6 +239,8 @@ def _place_batch(
         if getattr(error.orig, "sqlstate", None) != "40P01":
             raise
         return
+    finally:
+        announced()
     if rows:  # what is left as it committed: this process refuses from it at once
         view.saw_left(before, listing_id, rows[0].remaining)
     for row in rows:
