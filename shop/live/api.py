@@ -10,6 +10,7 @@ from flask import Response, current_app
 from shop.accounts.models import Role
 from shop.api import Blueprint
 from shop.auth import current_user, public, requires
+from shop.core.hot_rows import without_yielding
 from shop.core.live_bus import live_bus
 from shop.core.sse import sse_stream
 from shop.core.stream_slots import stream_slots
@@ -235,11 +236,15 @@ EVENT_STREAM_DOC = {
 @blp.alt_response(404, response="NOT_FOUND")
 def session_events(headers: dict[str, Any], session_id: int) -> Any:
     """Live events of one session as Server-Sent Events (no personal data)."""
-    live = service.get_session(db.session, session_id)
-    ended = live.state == SessionState.ENDED
+    # Read without letting the worker's other greenlets run, and the connection given
+    # back at once (the stream may last minutes): 2,000 phones opening their streams
+    # within a second would otherwise each hold a pooled connection for a turn of the
+    # worker's loop, and the last ones wait for the pool past its timeout (503).
+    with without_yielding():
+        live = service.get_session(db.session, session_id)
+        ended = live.state == SessionState.ENDED
+        db.session.close()
     after_id = _event_id(headers.get("last_event_id"))
-    # The stream may last minutes: give the connection back to the pool now.
-    db.session.close()
     if ended and after_id is None:
         return Response(status=204)
     config = current_app.config
