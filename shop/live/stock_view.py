@@ -139,9 +139,13 @@ class StockView:
 
     # ------------------------------------------------------------------ asking
 
-    def refusal(self, listing_id: int, qty: int, buyer_id: int, key: str) -> DomainError | None:
-        """The refusal the database would give this attempt, when memory is sure of it."""
-        listing = self._known(listing_id, buyer_id, key)
+    def refusal(
+        self, listing_id: int, qty: int, buyer_id: int, key: str, read: bool = True
+    ) -> DomainError | None:
+        """The refusal the database would give this attempt, when memory is sure of it
+        (with ``read=False``, from what memory holds now: a listing it does not know or
+        no longer trusts is not read, and nothing is refused)."""
+        listing = self._known(listing_id, buyer_id, key, read)
         if listing is None:
             return None
         # The same problems, word for word, as ``shop.orders.service._price_lines``.
@@ -168,7 +172,9 @@ class StockView:
             return None
         return listing.session_id
 
-    def _known(self, listing_id: int, buyer_id: int, key: str) -> _Listing | None:
+    def _known(
+        self, listing_id: int, buyer_id: int, key: str, read: bool = True
+    ) -> _Listing | None:
         """A copy of what memory knows of the listing, if it can be trusted for this
         attempt (not the repeat of a placed order). A listing seen for the first time
         (or not confirmed for a whole TTL) is read now, with its session; past half its
@@ -176,7 +182,7 @@ class StockView:
         if not self.listener.healthy():
             return None
         known, unknown = self._trusted(listing_id, buyer_id, key)
-        if unknown:
+        if unknown and read:
             self._learn_listing(listing_id)
             known, _ = self._trusted(listing_id, buyer_id, key)
         return known

@@ -197,6 +197,8 @@ def _place_batch(
 ) -> None:
     # One attempt per (buyer, key): a double tap's second request goes the general way
     # (it waits on the unique index and gets the first one's order).
+    # An attempt that memory refuses now — the batch before it took the last units — is
+    # refused without a statement (memory never refuses the repeat of a placed order).
     # A key that another request of this process began to place since it queued goes
     # the general way too: the batch must not wait for that request's key while it holds
     # the listing's row, which that request will want next (a deadlock).
@@ -206,7 +208,10 @@ def _place_batch(
         if (each.buyer_id, each.key) in seen:
             continue
         seen.add((each.buyer_id, each.key))
-        if not view.placing(live_session_id, each.buyer_id, each.key):
+        refusal = view.refusal(listing_id, each.qty, each.buyer_id, each.key, read=False)
+        if refusal is not None:
+            each.error = refusal
+        elif not view.placing(live_session_id, each.buyer_id, each.key):
             placing.append(each)
     if not placing:
         return

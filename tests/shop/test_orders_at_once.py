@@ -298,6 +298,42 @@ def test_a_batch_fills_in_arrival_order_and_refuses_at_once_what_cannot_fit(app,
     assert stored(app, listing_id) == (1, 2)  # 4 − 3 left; the teaching order and one more
 
 
+def test_a_batch_after_the_last_units_went_is_refused_from_memory_without_a_statement(
+    app, known_listing
+):
+    """Attempts queued while the batch that took the last units ran: memory now knows
+    the listing is sold out, so the placer refuses them with the general way's words and
+    sends no statement — except the repeat of a placed order, which memory never
+    refuses (it goes the general way and gets its order)."""
+    from shop.errors import OutOfStock
+    from shop.orders.at_once import Attempt, _place_batch
+
+    client, buyers, listing_id = known_listing
+    first, second, _ = (client.get("/api/v1/me", headers=h).json["id"] for h in buyers)
+    view = stock_view(app)
+    view.saw_left(view.snapshot(), listing_id, 0)  # what the batch before saw as it committed
+    attempts = [
+        Attempt(second, "late", "h", dict(SHIPPING), 1),
+        Attempt(first, "teach", "h", dict(SHIPPING), 1),  # the fixture's order's key
+    ]
+    with app.app_context():
+        live_session_id = db.session.get(LiveListing, listing_id).session_id
+        db.session.remove()
+        now = utcnow()
+        with statements(app) as sent:
+            _place_batch(
+                db.session, db.engine, view, live_session_id, listing_id, attempts, now, now
+            )
+        db.session.remove()
+    assert sent == []
+    late, repeat = attempts
+    assert isinstance(late.error, OutOfStock) and late.placed is None
+    assert late.error.extra == {"listing_id": listing_id, "remaining": 0}
+    assert str(late.error.detail) == "Only 0 left."
+    assert repeat.error is None and repeat.placed is None and repeat.short is None
+    assert stored(app, listing_id) == (4, 1)  # nothing written
+
+
 def test_a_batch_tells_its_own_process_what_is_left_unless_newer_news_came(app, known_listing):
     """What a batch saw left as it committed is kept by the process at once (the next
     attempts are refused from memory without waiting for its own event) — unless an
