@@ -6,12 +6,11 @@ import logging
 from typing import Any, ClassVar
 
 from flask import Flask, Response, json
-from flask_babel import gettext
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
-from shop.i18n import N_, Words, translate_errors
+from shop.i18n import N_, Words, gettext, translate_errors
 
 log = logging.getLogger(__name__)
 

@@ -19,12 +19,13 @@ import tempfile
 from pathlib import Path
 from typing import Any, TypeAlias
 
+import flask_babel
 from babel import Locale
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
 from flask import Flask, has_app_context, has_request_context, request
-from flask_babel import Babel, Domain, LazyString, get_locale, gettext, lazy_gettext
+from flask_babel import Babel, Domain, LazyString, get_locale, get_translations
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +38,31 @@ ENGLISH = "en"
 STATE_FIELDS = frozenset({"state", "current", "to_state"})
 
 
+def gettext(message: str, **variables: Any) -> str:
+    """Flask-Babel's ``gettext``, with a request's catalog found once per request: a
+    flash sale's thousands of refusals a second put two messages each into words, and
+    Flask-Babel's lookups of the context, domain and locale took 8 µs a message."""
+    if not has_request_context():
+        return flask_babel.gettext(message, **variables)
+    kept = request._get_current_object().__dict__  # type: ignore[attr-defined]
+    found = kept.get(_CATALOG)
+    if found is None:
+        found = kept[_CATALOG] = get_translations()
+    text = found.ugettext(message)
+    return text % variables if variables else text
+
+
+_CATALOG = "shanhuo.catalog"
+
+
 def _l(message: str, **variables: Any) -> LazyString:
     """A message translated when it is read (``_l("Only %(left)s left.", left=2)``); a
     state word in a state field is translated with it."""
     for name in STATE_FIELDS & variables.keys():
         if isinstance(variables[name], str):
-            variables[name] = lazy_gettext(STATE_WORDS.get(variables[name], variables[name]))
-    return lazy_gettext(message, **variables)
+            word = STATE_WORDS.get(variables[name], variables[name])
+            variables[name] = LazyString(gettext, word)
+    return LazyString(gettext, message, **variables)
 
 
 #: The type a refusal's words may have: plain (already in words) or lazy.
