@@ -212,6 +212,13 @@ def is_unavailable(error: exc.DBAPIError) -> bool:
     return "database is locked" in str(error.orig)  # SQLite's busy timeout ran out
 
 
+def is_undone_by_the_database(error: exc.DBAPIError) -> bool:
+    """Whether PostgreSQL rolled the transaction back to let a concurrent one through:
+    a deadlock (40P01) or a serialization failure (40001). Nothing was written; the
+    same request again may well succeed."""
+    return getattr(error.orig, "sqlstate", None) in ("40P01", "40001")
+
+
 _COMMITTING = "shanhuo.db.committing"
 
 

@@ -211,17 +211,26 @@ def _is_bad_json(messages: Any) -> bool:
 
 def database_unavailable(error: Exception) -> str | None:
     """What to tell the client when ``error`` says the database did not answer
-    (refused, reset, timed out, cancelled, every pooled connection busy): the server's
-    trouble, and it passes — a 503. None for anything else (a bug: 500).
+    (refused, reset, timed out, cancelled, every pooled connection busy) or undid the
+    transaction to let another through (a deadlock): the server's trouble, and it
+    passes — a 503. None for anything else (a bug: 500).
 
     Logs one warning line, no traceback. Call it before rolling back: it reads whether
     the failure came during a COMMIT, when the change may have been saved after all.
     """
-    from shop.db import commit_outcome_unknown, db, is_unavailable
+    from shop.db import commit_outcome_unknown, db, is_unavailable, is_undone_by_the_database
 
     if isinstance(error, PoolTimeout):
         log.warning("database pool exhausted: %s", error)
         return gettext("Too busy to reach the database; nothing was changed. Retry in a moment.")
+    if isinstance(error, DBAPIError) and is_undone_by_the_database(error):
+        # A deadlock with another request (two processes placing the same key) or a
+        # serialization failure: PostgreSQL rolled this transaction back, and the
+        # same request sent again goes through (its Idempotency-Key makes that safe).
+        log.warning("transaction undone by the database: %s", error.orig)
+        return gettext(
+            "Another request changed the same data at the same moment; nothing was changed. Retry."
+        )
     if not isinstance(error, DBAPIError) or not is_unavailable(error):
         return None
     if commit_outcome_unknown(db.session):

@@ -7,6 +7,7 @@ take turns.
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from typing import Any
 
@@ -168,4 +169,64 @@ def test_the_same_key_sent_ten_times_at_once_makes_one_order(app, shop):
     assert Counter(status for status, _ in results) == {201: 1, 200: 9}
     assert len({doc["id"] for _, doc in results}) == 1
     assert remaining(app, listing.id) == 8
+    assert count_orders(app) == 1
+
+
+@pytest.mark.postgres
+def test_an_order_undone_to_break_a_deadlock_answers_503_retry_and_the_retry_places_it(app, shop):
+    """A real deadlock on PostgreSQL: the order (the ordinary way) has written its row
+    and waits at the stock gate for a product row another transaction holds, which then
+    writes an order with the same buyer and key (as a request of another process would).
+    PostgreSQL undoes the order's transaction; the buyer gets 503 with Retry-After —
+    not a 500 — nothing of it was written, and the same request sent again is placed."""
+    import psycopg
+
+    product = shop["make_product"](stock=5)
+    buyer, headers = shop["auth"]("buyer")
+    product_id, buyer_id = product.id, buyer.id
+    url = db.engine.url.render_as_string(hide_password=False).replace("+psycopg", "")
+    db.session.close()
+    other = psycopg.connect(url)
+    other.execute("SET deadlock_timeout = '30s'")  # the order's side finds the deadlock
+    other.execute("UPDATE products SET stock = stock WHERE id = %s", (product_id,))
+    order = body({"product_id": product_id, "qty": 1})
+    answers: list[Any] = []
+    placing = threading.Thread(
+        target=lambda: answers.append(
+            app.test_client().post(
+                "/api/v1/orders", json=order, headers={**headers, "Idempotency-Key": "k1"}
+            )
+        )
+    )
+    placing.start()
+    try:
+        waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        for _ in range(500):  # until the order waits at the stock gate
+            if other.execute(waiting).fetchone()[0]:
+                break
+            time.sleep(0.01)
+        other.execute(
+            "INSERT INTO orders (buyer_id, state, total_fen, idempotency_key, request_hash,"
+            " ship_name, ship_phone, ship_address, ship_region, created_at, expires_at)"
+            " VALUES (%s, 'pending_payment', 0, 'k1', 'x', 'n', '000', 'a', 'r', now(), now())"
+            " ON CONFLICT DO NOTHING",
+            (buyer_id,),
+        )
+        placing.join(30)
+    finally:
+        other.rollback()
+        other.close()
+    (response,) = answers
+    assert response.status_code == 503, response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json"
+    assert response.json["type"] == "unavailable" and response.headers["Retry-After"] == "1"
+    assert "nothing was changed" in response.json["detail"]
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Order.id))) == 0
+        assert db.session.get(Product, product_id).stock == 5
+
+    again = app.test_client().post(
+        "/api/v1/orders", json=order, headers={**headers, "Idempotency-Key": "k1"}
+    )
+    assert again.status_code == 201
     assert count_orders(app) == 1
