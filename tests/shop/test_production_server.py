@@ -94,3 +94,45 @@ def test_a_worker_takes_a_few_waiting_connections_per_turn_not_one(monkeypatch):
     server.max_accept = 1  # what gunicorn sets with several workers
     assert server.max_accept == config["ACCEPT_AT_ONCE"] > 1
     assert ggevent.StreamServer is not config["_AcceptsBursts"]  # only in a worker's run
+
+
+def test_an_answer_whose_body_comes_whole_goes_out_in_one_write_with_its_head():
+    """gunicorn writes a head, then its body (two sends per answer); the production
+    worker sends a JSON answer's head and body in one write, and leaves everything else
+    — a body in pieces, an event stream (chunked), a HEAD — as gunicorn writes it."""
+    import runpy
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from gunicorn.config import Config
+
+    config = runpy.run_path(str(Path(__file__).parents[2] / "gunicorn.conf.py"))
+
+    class Client:  # the connection's socket: what the response sends, write by write
+        def __init__(self) -> None:
+            self.writes: list[bytes] = []
+
+        def sendall(self, data: bytes) -> None:
+            self.writes.append(bytes(data))
+
+    def answer(items: list[bytes], headers: list[tuple[str, str]], method: str = "GET"):
+        client = Client()
+        request = SimpleNamespace(version=(1, 1), method=method, should_close=lambda: False)
+        response = config["_OneWrite"](request, client, Config())
+        response.start_response("200 OK", headers)
+        for item in items:
+            response.write(item)
+        response.close()
+        return client.writes
+
+    (whole,) = answer([b'{"ok": true}'], [("Content-Length", "12")])
+    assert whole.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert whole.endswith(b"\r\nContent-Length: 12\r\n\r\n" + b'{"ok": true}')
+
+    head, *pieces = answer([b"a", b"b"], [("Content-Length", "2")])
+    assert head.endswith(b"\r\n\r\n") and pieces == [b"a", b"b"]
+    head, chunk, end = answer([b"data: 1\n\n"], [("Content-Type", "text/event-stream")])
+    assert b"Transfer-Encoding: chunked" in head and chunk == b"9\r\ndata: 1\n\n\r\n"
+    assert end == b"0\r\n\r\n"
+    (head,) = answer([b""], [("Content-Length", "5")], method="HEAD")
+    assert head.endswith(b"Content-Length: 5\r\n\r\n")
