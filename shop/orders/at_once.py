@@ -112,7 +112,10 @@ class Queues:
             placer = threading.Thread(
                 target=self._placer, args=(listing_id, run), name="at-once", daemon=True
             )
-            placer.start()
+            try:
+                placer.start()
+            except RuntimeError:  # no thread to be had: this request empties the queue
+                self._placer(listing_id, run)
         attempt.done.wait()
 
     def _placer(self, listing_id: Hashable, run: Any) -> None:

@@ -268,6 +268,27 @@ def test_attempts_that_arrive_while_a_batch_runs_are_placed_together_by_its_plac
     assert queues.waiting == {}
 
 
+def test_with_no_thread_to_be_had_the_first_attempt_empties_the_queue_itself(monkeypatch):
+    """A process out of threads (the placer cannot start): the attempt that would have
+    started it places the queue itself, so nothing waits for a placer that never came."""
+    from shop.orders.at_once import Attempt, Placed, Queues
+
+    def no_thread(self):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", no_thread)
+    queues, batches = Queues(), []
+
+    def run(batch):
+        batches.append([a.key for a in batch])
+        for each in batch:
+            each.placed = Placed(1, 990, 7, utcnow(), utcnow())
+
+    lone = Attempt(1, "k", "hash", dict(SHIPPING), 1)
+    queues.place(7, lone, run)
+    assert batches == [["k"]] and lone.placed is not None and queues.waiting == {}
+
+
 def test_a_batch_fills_in_arrival_order_and_refuses_at_once_what_cannot_fit(app, known_listing):
     """One statement for four attempts on the 4 units left (shop/orders/at_once.py):
     3 + 2 + 1 + 5 units. The first fits; the second wants more than the 1 left and is
