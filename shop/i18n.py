@@ -25,7 +25,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
 from flask import Flask, has_app_context, has_request_context, request
-from flask_babel import Babel, Domain, LazyString, get_locale, get_translations
+from flask_babel import Babel, Domain, LazyString, get_locale
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,9 @@ def gettext(message: str, **variables: Any) -> str:
     kept = request._get_current_object().__dict__  # type: ignore[attr-defined]
     found = kept.get(_CATALOG)
     if found is None:
-        found = kept[_CATALOG] = get_translations()
+        # The locale Flask-Babel would select (``select_locale`` is its selector),
+        # without its lookups of the context, domain and locale (another 10 µs).
+        found = kept[_CATALOG] = _Babel.catalogs.of(select_locale())
     text = found.ugettext(message)
     return text % variables if variables else text
 
@@ -137,7 +139,9 @@ class _Catalogs(Domain):
     def get_translations(self) -> NullTranslations:
         if not has_app_context():
             return NullTranslations()
-        locale = get_locale()
+        return self.of(get_locale())
+
+    def of(self, locale: Locale | None) -> NullTranslations:
         key = str(locale)
         found = self.cache.get(key)
         if found is None:
@@ -147,11 +151,11 @@ class _Catalogs(Domain):
 
 
 class _Babel(Babel):
-    _catalogs = _Catalogs()
+    catalogs = _Catalogs()
 
     @property
     def domain_instance(self) -> Domain:
-        return self._catalogs
+        return self.catalogs
 
 
 def compile_catalogs(root: Path = TRANSLATIONS) -> None:
