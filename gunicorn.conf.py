@@ -152,15 +152,29 @@ accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 
 
+#: how long gevent's loop runs woken greenlets before it polls its sockets again (see
+#: post_worker_init); Python's default is 5 ms
+LOOP_CALLBACKS_S = float(os.environ.get("GEVENT_CALLBACKS_S", "0.05"))
 #: Python's cyclic garbage collector, once the app is loaded (see post_worker_init)
 GC_YOUNG = int(os.environ.get("GC_YOUNG_THRESHOLD", "700"))
 GC_FULL_AFTER = int(os.environ.get("GC_FULL_AFTER", "1000"))
 
 
 def post_worker_init(worker: Any) -> None:
-    """Collect garbage in a way that does not stop the worker for long; refuse to serve
-    when psycopg would wait for PostgreSQL with a blocking call (under gevent that
-    would stop every stream and request of the worker).
+    """Collect garbage in a way that does not stop the worker for long; give woken
+    greenlets their share of the loop; refuse to serve when psycopg would wait for
+    PostgreSQL with a blocking call (under gevent that would stop every stream and
+    request of the worker).
+
+    Each turn of gevent's loop runs every connection whose socket is ready, then the
+    greenlets woken meanwhile (a batch of accepted orders, the viewers an event is for,
+    a placer just started) — but those only for Python's switch interval, 5 ms, before
+    it polls the sockets again. Under load a turn of the sockets takes 60-140 ms, so a
+    ``listing.sold_out`` to 1,000 viewers took ten turns, and a batch's answers queued
+    behind it waited that long. ``LOOP_CALLBACKS_S`` (50 ms) lets the woken run about
+    as long as the ready: at 256 connections the sell-out's accepts answer in one
+    turn (`bench/flash_sale.py`). The worker has no other thread to switch to (the
+    interval is also the GIL's: gevent's DNS thread pool waits longer for it).
 
     A full collection stops every greenlet of the worker while it walks every object:
     with a thousand open streams it took 200 ms, every 5 s under load — each request
@@ -181,6 +195,7 @@ def post_worker_init(worker: Any) -> None:
 
     if "gevent.monkey" not in sys.modules:
         return
+    sys.setswitchinterval(LOOP_CALLBACKS_S)
     from gevent import monkey
 
     if not monkey.is_module_patched("select") or not monkey.is_module_patched("socket"):

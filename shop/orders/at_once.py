@@ -18,17 +18,20 @@ So the row is locked only while PostgreSQL runs one statement, and the units, or
 and lines of the whole batch commit together or not at all (a repeated key — the
 unique index — undoes all of it). The announcement of the orders' keys (see the
 stock view) and the listing's new count are one Redis message each per batch. While
-one batch runs, the worker's other greenlets queue the next: under load the batches
-grow by themselves, and a lone attempt is a batch of one.
+one batch runs, or while the placer waits for its start, the worker's other greenlets
+queue the next: under load the batches grow by themselves, and a lone attempt is a
+batch of one.
 
-The placer goes from one batch to the next without waiting its turn: under gevent,
-each wait costs a turn behind every ready greenlet of the worker — 100–175 ms at 128
-connections a worker — and a batch used to wait four times (a leader handed over to
-the next, which yielded once to gather the burst, waited for Redis to confirm the
-announcement, then for the statement). Now only the statement is waited for: the
-announcement is sent before it and its reply read after it, and the placer that
-started for the first attempt of a burst (its start is the one turn the burst has
-to gather) runs every batch until the queue is empty.
+A batch waits for nothing but its statement, and for that without yielding. Under
+gevent each wait costs a turn behind every ready greenlet of the worker — 100–175 ms
+at 128 connections a worker — and a batch used to wait four times (a leader handed
+over to the next, which yielded once to gather the burst, waited for Redis to confirm
+the announcement, then for the statement). Now the announcement is sent before the
+statement and its reply read after it; the statement (10–25 ms under load, less than
+a turn) stalls the worker rather than wait for a turn once PostgreSQL has answered;
+the whole batch is woken with one event (``_Queue.woken``); and only then are the
+viewers told of the new count — a Redis round trip, the one turn the placer waits,
+in which the batch's buyers are answered and the next batch gathers.
 
 An attempt the batch could not fill because fewer units are left than it wants is
 refused at once, with the general way's words (``key_used`` makes sure it is not the
@@ -41,7 +44,7 @@ or places it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -51,6 +54,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from shop.core.hot_rows import without_yielding
 from shop.db import DbSession, can_run_outside_transaction, db, utcnow
 from shop.errors import OutOfStock
 from shop.i18n import _l
@@ -86,7 +90,20 @@ class Attempt:
     #: listing has left once the batch took its own (what is left)
     short: int | None = None
     error: BaseException | None = None
-    done: threading.Event = field(default_factory=threading.Event)
+    decided: bool = False  #: its batch has run (or its placer stopped)
+    #: set when the batch that will take this attempt has run (shared with that batch)
+    woken: threading.Event | None = None
+
+
+@dataclass
+class _Queue:
+    attempts: list[Attempt] = field(default_factory=list)
+    #: what the queued attempts wait on, one for all of them: a batch wakes its
+    #: attempts with one ``set()``. Under gevent that is one callback of the loop for
+    #: the whole batch; an event per attempt was a callback each, and the loop runs
+    #: about 50 callbacks between two polls of its sockets (gevent's switch interval),
+    #: so a batch of 128 took three turns of the loop to answer.
+    woken: threading.Event = field(default_factory=threading.Event)
 
 
 class Queues:
@@ -95,20 +112,21 @@ class Queues:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        #: attempts not yet in a batch; a key is here while its placer runs
-        self.waiting: dict[Hashable, list[Attempt]] = {}
+        #: attempts not yet in a batch; a queue is here while its placer runs
+        self.waiting: dict[Hashable, _Queue] = {}
 
     def place(self, listing_id: Hashable, attempt: Attempt, run: Any) -> None:
         """Queue ``attempt``; return once a batch has decided it. The first attempt on
         an idle queue starts its placer, which calls ``run(batch)`` (the first attempt's
         ``run``) for batch after batch until the queue is empty."""
         with self.lock:
-            queued = self.waiting.get(listing_id)
-            if queued is not None:
-                queued.append(attempt)
-            else:
-                self.waiting[listing_id] = [attempt]
-        if queued is None:
+            queue = self.waiting.get(listing_id)
+            idle = queue is None
+            if queue is None:
+                queue = self.waiting[listing_id] = _Queue()
+            queue.attempts.append(attempt)
+            attempt.woken = queue.woken
+        if idle:
             placer = threading.Thread(
                 target=self._placer, args=(listing_id, run), name="at-once", daemon=True
             )
@@ -116,34 +134,46 @@ class Queues:
                 placer.start()
             except RuntimeError:  # no thread to be had: this request empties the queue
                 self._placer(listing_id, run)
-        attempt.done.wait()
+        while not attempt.decided:  # woken early only when left for the next batch
+            assert attempt.woken is not None
+            attempt.woken.wait()
 
     def _placer(self, listing_id: Hashable, run: Any) -> None:
         batch: list[Attempt] = []
         try:
             while True:
                 with self.lock:
-                    queued = self.waiting[listing_id]
-                    if not queued:
+                    queue = self.waiting[listing_id]
+                    if not queue.attempts:
                         del self.waiting[listing_id]
                         return
-                    batch, self.waiting[listing_id] = queued[:BATCH], queued[BATCH:]
+                    batch, queue.attempts = queue.attempts[:BATCH], queue.attempts[BATCH:]
+                    woken, queue.woken = queue.woken, threading.Event()
+                    for each in queue.attempts:  # past BATCH: they wait for the next one
+                        each.woken = queue.woken
+                then = None
                 try:
-                    run(batch)
+                    then = run(batch)
                 except Exception as error:  # every request of the batch answers it
                     for each in batch:
                         each.error = error
                 for each in batch:
-                    each.done.set()
+                    each.decided = True
+                woken.set()
                 batch = []
+                if then is not None:  # the buyers are answered meanwhile
+                    then()
         except BaseException:
             # The placer itself is stopped (its worker is): whatever it has not decided
             # goes the general way (a key its statement did place gets its order).
             with self.lock:
-                undecided = batch + self.waiting.pop(listing_id, [])
+                left = self.waiting.pop(listing_id, None)
+                undecided = batch + (left.attempts if left is not None else [])
             for each in undecided:
                 each.placed = each.short = each.error = None
-                each.done.set()
+                each.decided = True
+                assert each.woken is not None
+                each.woken.set()
             raise
 
 
@@ -168,13 +198,19 @@ def place_at_once(
     assert isinstance(engine, Engine)
     app = current_app._get_current_object()  # type: ignore[attr-defined]
 
-    def run(batch: list[Attempt]) -> None:  # in the placer: nothing of this request
+    def run(batch: list[Attempt]) -> Callable[[], None] | None:  # in the placer
         now = utcnow()
         expires_at = now + timedelta(seconds=payment_timeout_s)
         with app.app_context():
-            _place_batch(
-                db.session, engine, view, live_session_id, listing_id, batch, now, expires_at
-            )
+            left = _place_batch(engine, view, live_session_id, listing_id, batch, now, expires_at)
+        if left is None:
+            return None
+
+        def tell_viewers() -> None:
+            with app.app_context():
+                stock_changed(db.session, live_session_id, listing_id, left)
+
+        return tell_viewers
 
     _queues.place((str(engine.url), listing_id), attempt, run)
     if attempt.error is not None:
@@ -189,7 +225,6 @@ def place_at_once(
 
 
 def _place_batch(
-    session: DbSession,
     engine: Engine,
     view: StockView,
     live_session_id: int,
@@ -197,7 +232,9 @@ def _place_batch(
     batch: list[Attempt],
     now: datetime,
     expires_at: datetime,
-) -> None:
+) -> int | None:
+    """Place ``batch`` (see the module's docstring); what is left of the listing once it
+    committed, if it placed an order (None: nothing changed)."""
     # One attempt per (buyer, key): a double tap's second request goes the general way
     # (it waits on the unique index and gets the first one's order).
     # An attempt that memory refuses now — the batch before it took the last units — is
@@ -217,7 +254,7 @@ def _place_batch(
         elif not view.placing(live_session_id, each.buyer_id, each.key):
             placing.append(each)
     if not placing:
-        return
+        return None
     # Sent before the statement, its reply read after it: waiting for Redis in between
     # would cost the placer a turn behind every ready greenlet of the worker.
     announced = view.send_announcement(live_session_id, [(a.buyer_id, a.key) for a in placing])
@@ -237,16 +274,19 @@ def _place_batch(
     }
     before = view.snapshot()
     try:
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        with (
+            without_yielding(),
+            engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection,
+        ):
             rows = connection.execute(_PLACE_MANY, params).all()
     except IntegrityError:
-        return  # a key was used before: nothing was written; each goes the general way
+        return None  # a key was used before: nothing was written; each goes the general way
     except OperationalError as error:
         # A deadlock all the same (a request of another process placing the same key):
         # PostgreSQL undid the statement, nothing was written; each goes the general way.
         if getattr(error.orig, "sqlstate", None) != "40P01":
             raise
-        return
+        return None
     finally:
         announced()
     if rows:  # what is left as it committed: this process refuses from it at once
@@ -260,7 +300,8 @@ def _place_batch(
         # else: a key used before (the general way answers with its order), or units
         # enough for it alone, skipped to keep the batch's arrival order
     if any(row.order_id is not None for row in rows):
-        stock_changed(session, live_session_id, listing_id, rows[0].remaining)
+        return int(rows[0].remaining)
+    return None
 
 
 _PLACE_MANY = text(

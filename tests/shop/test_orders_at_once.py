@@ -255,7 +255,7 @@ def test_attempts_that_arrive_while_a_batch_runs_are_placed_together_by_its_plac
     assert first_running.wait(5)
     for thread in threads[1:]:
         thread.start()
-    wait_until(lambda: len(queues.waiting.get(7, [])) == 3)
+    wait_until(lambda: 7 in queues.waiting and len(queues.waiting[7].attempts) == 3)
     release.set()
     for thread in threads:
         thread.join(5)
@@ -266,6 +266,47 @@ def test_attempts_that_arrive_while_a_batch_runs_are_placed_together_by_its_plac
     assert isinstance(first.error, RuntimeError) and first.placed is None
     assert all(a.placed is not None and a.error is None for a in attempts.values())
     assert queues.waiting == {}
+
+
+def test_a_batch_wakes_its_attempts_with_one_event_and_tells_the_viewers_after(monkeypatch):
+    """Attempts queued together wait on one event, set once when their batch is decided
+    (under gevent one callback of the loop for the whole batch, not one per attempt);
+    past ``BATCH`` the rest are woken early, wait for the next batch and are placed by
+    it; what ``run`` leaves to do afterwards (the viewers' stock event) runs only once
+    the batch's attempts are decided."""
+    from shop.orders import at_once
+    from shop.orders.at_once import Attempt, Placed, Queues
+
+    monkeypatch.setattr(at_once, "BATCH", 2)
+    queues = Queues()
+    batches: list[list[str]] = []
+    told: list[bool] = []  # at each telling: was every attempt of its batch decided?
+    holding, release = threading.Event(), threading.Event()
+
+    def run(batch):
+        batches.append([a.key for a in batch])
+        if len(batches) == 1:
+            holding.set()
+            release.wait(5)
+        for each in batch:
+            each.placed = Placed(len(batches), 990, 7, utcnow(), utcnow())
+        return lambda: told.append(all(a.decided for a in batch))
+
+    attempts = [Attempt(1, f"k{n}", "hash", dict(SHIPPING), 1) for n in range(6)]
+    threads = [threading.Thread(target=queues.place, args=(7, a, run)) for a in attempts]
+    threads[0].start()
+    assert holding.wait(5)
+    for thread in threads[1:]:
+        thread.start()
+    wait_until(lambda: len(queues.waiting[7].attempts) == 5)
+    queued = queues.waiting[7]
+    assert all(a.woken is queued.woken for a in attempts[1:])  # one event for all five
+    release.set()
+    for thread in threads:
+        thread.join(5)
+    assert batches == [["k0"], ["k1", "k2"], ["k3", "k4"], ["k5"]]
+    assert [a.placed.order_id for a in attempts] == [1, 2, 2, 3, 3, 4]
+    assert told == [True] * 4 and queues.waiting == {}
 
 
 def test_with_no_thread_to_be_had_the_first_attempt_empties_the_queue_itself(monkeypatch):
@@ -310,7 +351,7 @@ def test_a_batch_fills_in_arrival_order_and_refuses_at_once_what_cannot_fit(app,
         live_session_id = db.session.get(LiveListing, listing_id).session_id
         now = utcnow()
         view = stock_view(app)
-        _place_batch(db.session, db.engine, view, live_session_id, listing_id, attempts, now, now)
+        _place_batch(db.engine, view, live_session_id, listing_id, attempts, now, now)
         db.session.remove()
     assert attempts[0].placed is not None and attempts[0].short is None
     assert attempts[1].placed is None and attempts[1].short == 1
@@ -342,9 +383,7 @@ def test_a_batch_after_the_last_units_went_is_refused_from_memory_without_a_stat
         db.session.remove()
         now = utcnow()
         with statements(app) as sent:
-            _place_batch(
-                db.session, db.engine, view, live_session_id, listing_id, attempts, now, now
-            )
+            _place_batch(db.engine, view, live_session_id, listing_id, attempts, now, now)
         db.session.remove()
     assert sent == []
     late, repeat = attempts

@@ -136,3 +136,29 @@ def test_an_answer_whose_body_comes_whole_goes_out_in_one_write_with_its_head():
     assert end == b"0\r\n\r\n"
     (head,) = answer([b""], [("Content-Length", "5")], method="HEAD")
     assert head.endswith(b"Content-Length: 5\r\n\r\n")
+
+
+def test_a_worker_lets_woken_greenlets_run_longer_than_five_ms_per_turn():
+    """gevent runs the greenlets woken since its last poll of the sockets (a batch of
+    accepted orders, the viewers of an event) for the switch interval only, Python's
+    5 ms, then polls again: under load the woken waited several turns. A production
+    worker (gevent patched, the config's ``post_worker_init``) sets it to
+    ``LOOP_CALLBACKS_S``."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = (
+        "from gevent import monkey; monkey.patch_all()\n"
+        "import runpy, sys\n"
+        f"config = runpy.run_path({str(Path(__file__).parents[2] / 'gunicorn.conf.py')!r})\n"
+        "before = sys.getswitchinterval()\n"
+        "config['post_worker_init'](None)\n"
+        "print(before, sys.getswitchinterval(), config['LOOP_CALLBACKS_S'])\n"
+    )
+    env = {"PATH": "/usr/bin:/bin"}
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True
+    )
+    before, after, configured = map(float, out.stdout.split())
+    assert before == pytest.approx(0.005) and after == pytest.approx(configured) == 0.05
