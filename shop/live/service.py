@@ -18,6 +18,7 @@ from sqlalchemy import BigInteger, cast, distinct, func, select, update
 
 from media import service as media_service
 from shop.catalog import service as catalog
+from shop.core import hot_rows
 from shop.core.live_bus import publish_live
 from shop.db import DbSession, utcnow
 from shop.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -42,6 +43,14 @@ def get_listing(session: DbSession, listing_id: int) -> LiveListing:
     if listing is None:
         raise NotFound(_l("No listing %(listing_id)s.", listing_id=listing_id))
     return listing
+
+
+def _hold_listings(session: DbSession) -> None:
+    """From a listing's UPDATE to the end of its transaction, the worker runs nothing
+    else (``shop.core.hot_rows``). A flash sale's batch waits for a listing's row
+    without yielding (``shop.orders.at_once``), so no greenlet may hold such a row
+    across a wait of its own: its worker would wait for itself until ``lock_timeout``."""
+    hot_rows.hold_until_transaction_ends(session)
 
 
 def _owned(
@@ -189,6 +198,7 @@ def update_listing(
         if delta < 0:
             values["returned_qty"] = LiveListing.returned_qty - delta
     if values:
+        _hold_listings(session)
         stmt = update(LiveListing).where(LiveListing.id == listing.id)
         if delta < 0:
             stmt = stmt.where(LiveListing.remaining >= -delta)
@@ -249,6 +259,7 @@ def start_session(session: DbSession, live_session_id: int, *, streamer_id: int)
         )
     live.state = SessionState.LIVE.value
     live.started_at = utcnow()
+    _hold_listings(session)
     session.execute(
         update(LiveListing)
         .where(LiveListing.session_id == live.id, LiveListing.withdrawn_at.is_(None))
@@ -305,6 +316,7 @@ def _return_rest(session: DbSession, listing_id: int, **values: Any) -> tuple[in
     fallen concurrently until the UPDATE, which reads it itself.
     """
     before = session.scalar(select(LiveListing.returned_qty).where(LiveListing.id == listing_id))
+    _hold_listings(session)
     row = session.execute(
         update(LiveListing)
         .where(LiveListing.id == listing_id)
@@ -362,6 +374,7 @@ def take_from_listing(session: DbSession, listing_id: int, qty: int) -> int | No
     One conditional UPDATE. ``None`` when it did not happen (not enough left, or the
     session is not live) — ``listing_refusal`` tells which.
     """
+    _hold_listings(session)
     row = session.execute(
         update(LiveListing)
         .where(
@@ -384,6 +397,7 @@ def put_back_to_listing(session: DbSession, listing_id: int, qty: int) -> int | 
     ``None`` when the session is not live any more: the caller returns the units to
     the product instead (ending the session already moved the listing's rest there).
     """
+    _hold_listings(session)
     row = session.execute(
         update(LiveListing)
         .where(LiveListing.id == listing_id, LiveListing.on_sale.is_(True))

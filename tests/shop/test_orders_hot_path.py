@@ -167,3 +167,56 @@ def test_with_redis_a_sold_out_listing_stays_refused_from_memory_past_the_ttl(
         assert not [t for t in sent.texts if "idempotency_key" in t]  # no offer read
         time.sleep(0.1)
     assert view.listings[sold_out].confirmed_at > learned_at  # read again meanwhile
+
+
+def test_every_write_of_a_listing_row_holds_it_without_yielding_until_its_end(
+    app, committing, auth, make_product, make_live_session
+):
+    """A flash sale's batch waits for its listing's row without letting the worker's
+    other greenlets run (shop/orders/at_once.py), so no request may hold that row
+    across a wait of its own — under gevent the batch's worker would wait for itself
+    until ``lock_timeout``. Every statement that writes ``live_listings`` runs while
+    its transaction holds the worker (``shop.core.hot_rows``): a streamer's edit, start,
+    withdrawal and end, an order's stock gate, a cancel's units put back."""
+    import re
+
+    from sqlalchemy import event
+
+    from shop.core import hot_rows
+
+    with app.app_context():
+        streamer, as_streamer = auth("streamer")
+        _, as_buyer = auth("buyer")
+        live = make_live_session(
+            [(make_product(stock=20), 990, 5, None), (make_product(stock=20), 990, 5, None)],
+            live=False,
+            streamer=streamer,
+        )
+        session_id, (kept, withdrawn) = live.id, [x.id for x in live.listings]
+        engine = db.engine
+        db.session.remove()
+    writes: list[tuple[str, bool]] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        if re.search(r"UPDATE live_listings\b", statement):
+            writes.append((statement.split()[0], hot_rows._depth > 0))
+
+    client = app.test_client()
+    base = f"/api/v1/live-sessions/{session_id}"
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        answers = [
+            client.patch(f"{base}/listings/{kept}", json={"allotted_qty": 6}, headers=as_streamer),
+            client.post(f"{base}/start", headers=as_streamer),
+            client.patch(f"{base}/listings/{kept}", json={"allotted_qty": 7}, headers=as_streamer),
+            attempt(client, as_buyer, kept, "one"),
+            client.delete(f"{base}/listings/{withdrawn}", headers=as_streamer),
+        ]
+        order_id = answers[3].json["id"]
+        answers.append(client.post(f"/api/v1/orders/{order_id}/cancel", headers=as_buyer))
+        answers.append(client.post(f"{base}/end", headers=as_streamer))
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert [a.status_code for a in answers] == [200, 200, 200, 201, 200, 200, 200]
+    assert len(writes) >= 6  # edit, start, edit, the gate, withdraw, put back, end
+    assert all(held for _, held in writes), writes
