@@ -296,9 +296,9 @@ def test_a_batch_wakes_its_attempts_with_one_event_and_tells_the_viewers_after(m
     threads = [threading.Thread(target=queues.place, args=(7, a, run)) for a in attempts]
     threads[0].start()
     assert holding.wait(5)
-    for thread in threads[1:]:
+    for n, thread in enumerate(threads[1:], start=1):  # queued in this order
         thread.start()
-    wait_until(lambda: len(queues.waiting[7].attempts) == 5)
+        wait_until(lambda n=n: len(queues.waiting[7].attempts) == n)
     queued = queues.waiting[7]
     assert all(a.woken is queued.woken for a in attempts[1:])  # one event for all five
     release.set()
