@@ -9,7 +9,12 @@ its placer, a thread (a greenlet under gevent) started by the first attempt on a
 idle queue: it takes everything queued (up to ``BATCH``) and runs ``_PLACE_MANY``,
 one statement in autocommit, then the next batch, until the queue is empty:
 
-- ``cur`` locks the listing's row, if it is on sale with no per-buyer limit;
+- ``cur`` locks the listing's row, if it is on sale with no per-buyer limit — ``FOR
+  NO KEY UPDATE``, the lock its UPDATE takes, not ``FOR UPDATE``: that one would also
+  wait for every open transaction that inserted an order line of the listing (the
+  foreign key's check holds ``FOR KEY SHARE`` on the row to its COMMIT), and as a batch
+  waits without yielding, a transaction of its own worker caught between its line's
+  INSERT and its COMMIT froze the worker until ``lock_timeout`` (5 s, then 503s);
 - the attempts, in arrival order, are filled while their running total of units is
   within what is left; ``gate`` takes exactly those units (one UPDATE of the row);
 - ``placed`` and ``lines`` INSERT their orders and lines at the price ``cur`` read.
@@ -310,7 +315,7 @@ WITH cur AS (
     SELECT id, session_id, product_id, flash_price_fen AS price, remaining
     FROM live_listings
     WHERE id = :listing_id AND on_sale AND per_buyer_limit IS NULL
-    FOR UPDATE
+    FOR NO KEY UPDATE
 ), want AS (
     SELECT *, sum(qty) OVER (ORDER BY ord) AS upto
     FROM unnest(

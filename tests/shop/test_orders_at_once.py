@@ -204,6 +204,46 @@ def test_many_buyers_at_once_never_oversell(app, known_listing, auth):
     assert sold == 5
 
 
+def test_a_batch_does_not_wait_for_an_order_between_its_line_and_its_commit(app, known_listing):
+    """An order placed the general way inserts its line before its stock gate, and the
+    foreign key's check holds ``FOR KEY SHARE`` on the listing's row until it commits.
+    A batch, which waits for the row without yielding, must not wait for that: under
+    gevent the order may be a greenlet of the batch's own worker, which cannot commit
+    while the worker is stalled — it froze until ``lock_timeout`` (5 s), then 503s."""
+    client, buyers, listing_id = known_listing
+    with app.app_context():
+        teach = db.session.scalars(
+            select(OrderLine).where(OrderLine.listing_id == listing_id)
+        ).one()
+        with db.engine.connect() as other:
+            # the general way's INSERT of a line, its COMMIT still to come
+            other.execute(
+                OrderLine.__table__.insert().values(
+                    order_id=teach.order_id,
+                    product_id=teach.product_id,
+                    listing_id=listing_id,
+                    qty=1,
+                    unit_price_fen=990,
+                )
+            )
+            answers: list[int] = []
+            placing = threading.Thread(
+                target=lambda: answers.append(
+                    attempt(client, buyers[1], listing_id, "beside").status_code
+                )
+            )
+            with statements(app) as sent:
+                placing.start()
+                placing.join(timeout=3)
+            finished = not placing.is_alive()
+            other.rollback()
+        placing.join()
+        db.session.remove()
+    assert finished, "the batch waited for the open transaction"
+    assert answers == [201] and sent == ["WITH"]
+    assert stored(app, listing_id) == (3, 2)
+
+
 def test_a_limit_set_since_the_view_learned_is_still_kept(app, known_listing):
     """The statement's gate checks the listing has no per-buyer limit: a limit the view
     has not heard of sends the attempt the database way, which enforces it."""
