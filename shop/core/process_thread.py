@@ -7,6 +7,18 @@ import os
 import threading
 from collections.abc import Callable
 
+#: This process's id, kept up to date by a fork hook: asked several times a request,
+#: so not ``os.getpid()`` — a system call each time.
+_pid = os.getpid()
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
+
 
 class ProcessThread:
     def __init__(self, target: Callable[[], None], name: str) -> None:
@@ -18,12 +30,12 @@ class ProcessThread:
     def ensure_started(self, reset: Callable[[], None] | None = None) -> None:
         """Start the thread unless this process already has; ``reset()`` first (the
         state a forked child inherited is its parent's)."""
-        if self.pid == os.getpid():
+        if self.pid == _pid:
             return
         with self.lock:
-            if self.pid == os.getpid():
+            if self.pid == _pid:
                 return
-            self.pid = os.getpid()
+            self.pid = _pid
             if reset is not None:
                 reset()
             threading.Thread(target=self.target, name=self.name, daemon=True).start()

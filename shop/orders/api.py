@@ -75,7 +75,7 @@ def visible_order(order_id: int) -> Order:
 @requires(Role.BUYER)
 @blp.arguments(OrderIn)
 @blp.arguments(IdempotencyHeaders, location="headers")
-@blp.response(201, OrderOut, description="The order was placed")
+@blp.alt_response(201, schema=OrderOut, description="The order was placed", success=True)
 @blp.alt_response(200, schema=OrderOut, description="Repeat of an earlier request with this key")
 @blp.alt_response(
     409, response="CONFLICT", description="out-of-stock; limit (per-buyer); conflict (not live)"
