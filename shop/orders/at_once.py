@@ -219,7 +219,11 @@ def place_at_once(
 
     _queues.place((str(engine.url), listing_id), attempt, run)
     if attempt.error is not None:
-        raise attempt.error
+        error, attempt.error = attempt.error, None
+        try:
+            raise error
+        finally:
+            del error  # no cycle through this frame: see DomainError
     if attempt.short is not None:
         raise OutOfStock(
             _l("Only %(remaining)s left.", remaining=attempt.short),

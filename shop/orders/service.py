@@ -145,7 +145,10 @@ def place_order(
         # Most attempts of a flash sale end here, so before anything else is computed.
         refusal = view.refusal(listing_id, qty, buyer_id, idempotency_key)
         if refusal is not None:
-            raise refusal
+            try:
+                raise refusal
+            finally:
+                del refusal  # no cycle through this frame: see DomainError
         request_hash = _fingerprint(lines, shipping)
         attempt = at_once.Attempt(buyer_id, idempotency_key, request_hash, shipping, qty)
         placed = at_once.place_at_once(session, view, attempt, listing_id, payment_timeout_s)
@@ -367,7 +370,10 @@ def _price_lines(
             if view is not None:
                 refusal = view.refusal(key[1], qty, buyer_id, idempotency_key)
                 if refusal is not None:
-                    raise refusal
+                    try:
+                        raise refusal
+                    finally:
+                        del refusal  # no cycle through this frame: see DomainError
                 before = view.snapshot()
             listing = read(_LISTING_OFFER, key[1])
             if listing is None:

@@ -3,6 +3,7 @@ refused, and a refusal must not pay for a transaction. PostgreSQL, real commits.
 
 from __future__ import annotations
 
+import gc
 import time
 
 import pytest
@@ -104,6 +105,40 @@ def test_with_redis_a_known_refusal_and_a_known_token_cost_no_statement(app, fla
         repeat = attempt(client, headers, listing_id, "first")
     assert repeat.status_code == 200 and repeat.json["id"] == placed.json["id"]
     assert "SELECT" in sent  # a buyer who ordered is always asked about
+
+
+@pytest.mark.redis
+def test_with_redis_a_refusal_from_memory_leaves_no_garbage_cycle(app, flash_sale, auth):
+    """A refusal is an exception: if a frame it passes through kept it in a local, the
+    traceback and that frame would hold each other, and the request's whole context
+    would wait for the cyclic garbage collector (thousands of refusals a second). A
+    refusal leaves no more cyclic garbage than ``/healthz`` (a library's own)."""
+    client, headers, listing_id = flash_sale
+    with app.app_context():
+        _, other = auth("buyer")
+        db.session.remove()
+    tokens = token_cache(app)
+    assert tokens is not None
+    wait_until(tokens.trusted)
+    assert attempt(client, headers, listing_id, "first").status_code == 201
+    assert attempt(client, other, listing_id, "learn").status_code == 409
+    with statements(app) as sent:
+        assert attempt(client, other, listing_id, "from-memory").status_code == 409
+    assert sent == []
+
+    def cyclic_garbage(send) -> int:
+        gc.collect()
+        gc.disable()
+        try:
+            for n in range(20):
+                send(n)
+            return gc.collect()
+        finally:
+            gc.enable()
+
+    refusals = cyclic_garbage(lambda n: attempt(client, other, listing_id, f"again-{n}"))
+    healthz = cyclic_garbage(lambda n: client.get("/healthz"))
+    assert refusals <= healthz
 
 
 @pytest.mark.redis
