@@ -98,7 +98,9 @@ def _stream(
             if now >= next_beat:
                 yield b": heartbeat\n\n"
                 next_beat = now + heartbeat_s
-            wait = min(1.0, next_beat - now, start + max_s - now)
+            # Until the heartbeat or the end, unless an event comes: a quiet stream does
+            # not wake in between (2,000 viewers woken each second took 3-5 % of a worker).
+            wait = min(next_beat - now, start + max_s - now)
             # What came together goes out in one write: at a sell-out every viewer
             # gets the last ``listing.stock`` and ``listing.sold_out`` at once.
             chunk, ended = [], False
