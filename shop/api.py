@@ -36,8 +36,8 @@ class Parser(FlaskParser):
     decorated; a request then only loads its location's data (webargs' own loaders,
     so a body that is not JSON is refused as before) and the schema's ``load``. A
     ``ValidationError`` goes to webargs' own error path (``_on_validation_error``):
-    the same 422, with the same words, as ``parse`` gives. (A flash sale's refusal
-    spent a seventh of its time in webargs: README, "The seventh round".)
+    the same 422, with the same words, as ``parse`` gives (README, "The seventh
+    round").
     """
 
     def use_args(  # type: ignore[override]
@@ -115,8 +115,8 @@ class Blueprint(_Blueprint):
     ``alt_response``, that only hands the call on (``ensure_sync``); the document is
     what they are for. Here they write the same document and add no layer: a
     ``arguments`` is one layer (the parse), an ``alt_response`` none (the endpoints
-    are not coroutines). ``openapi.json`` is byte for byte what flask-smorest writes
-    (``tests/shop/test_api_docs.py``).
+    are not coroutines). The document is what flask-smorest writes, and every input
+    gets the answer it gives (``tests/test_api_layers.py``).
     """
 
     ARGUMENTS_PARSER = Parser()
