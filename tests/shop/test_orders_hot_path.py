@@ -111,8 +111,9 @@ def test_with_redis_a_known_refusal_and_a_known_token_cost_no_statement(app, fla
 def test_with_redis_a_refusal_from_memory_leaves_no_garbage_cycle(app, flash_sale, auth):
     """A refusal is an exception: if a frame it passes through kept it in a local, the
     traceback and that frame would hold each other, and the request's whole context
-    would wait for the cyclic garbage collector (thousands of refusals a second). A
-    refusal leaves no more cyclic garbage than ``/healthz`` (a library's own)."""
+    would wait for the cyclic garbage collector (thousands of refusals a second: 73
+    objects each). A refusal leaves what ``/healthz`` leaves (a library's own cycle),
+    give or take what the process's background threads leave meanwhile."""
     client, headers, listing_id = flash_sale
     with app.app_context():
         _, other = auth("buyer")
@@ -126,11 +127,13 @@ def test_with_redis_a_refusal_from_memory_leaves_no_garbage_cycle(app, flash_sal
         assert attempt(client, other, listing_id, "from-memory").status_code == 409
     assert sent == []
 
+    REQUESTS = 50
+
     def cyclic_garbage(send) -> int:
         gc.collect()
         gc.disable()
         try:
-            for n in range(20):
+            for n in range(REQUESTS):
                 send(n)
             return gc.collect()
         finally:
@@ -138,7 +141,7 @@ def test_with_redis_a_refusal_from_memory_leaves_no_garbage_cycle(app, flash_sal
 
     refusals = cyclic_garbage(lambda n: attempt(client, other, listing_id, f"again-{n}"))
     healthz = cyclic_garbage(lambda n: client.get("/healthz"))
-    assert refusals <= healthz
+    assert refusals - healthz < 5 * REQUESTS
 
 
 @pytest.mark.redis
