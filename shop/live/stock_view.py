@@ -162,6 +162,16 @@ class StockView:
             )
         return None
 
+    def refuse(self, listing_id: int, qty: int, buyer_id: int, key: str) -> None:
+        """Raise ``refusal``'s answer, if memory is sure of one — with no local left
+        naming it, so the request is not kept alive by a cycle (see ``DomainError``)."""
+        refusal = self.refusal(listing_id, qty, buyer_id, key)
+        if refusal is not None:
+            try:
+                raise refusal
+            finally:
+                del refusal
+
     def placeable_at_once(self, listing_id: int, qty: int, buyer_id: int, key: str) -> int | None:
         """The listing's live session, when memory says this attempt would be placed and
         needs nothing but the stock gate: on sale, enough left, no per-buyer limit, not

@@ -143,12 +143,7 @@ def place_order(
     if view is not None and len(lines) == 1 and lines[0].get("listing_id") is not None:
         listing_id, qty = int(lines[0]["listing_id"]), int(lines[0]["qty"])
         # Most attempts of a flash sale end here, so before anything else is computed.
-        refusal = view.refusal(listing_id, qty, buyer_id, idempotency_key)
-        if refusal is not None:
-            try:
-                raise refusal
-            finally:
-                del refusal  # no cycle through this frame: see DomainError
+        view.refuse(listing_id, qty, buyer_id, idempotency_key)
         request_hash = _fingerprint(lines, shipping)
         attempt = at_once.Attempt(buyer_id, idempotency_key, request_hash, shipping, qty)
         placed = at_once.place_at_once(session, view, attempt, listing_id, payment_timeout_s)
@@ -368,12 +363,7 @@ def _price_lines(
         seen.add(key)
         if key[0] == "listing_id":
             if view is not None:
-                refusal = view.refusal(key[1], qty, buyer_id, idempotency_key)
-                if refusal is not None:
-                    try:
-                        raise refusal
-                    finally:
-                        del refusal  # no cycle through this frame: see DomainError
+                view.refuse(key[1], qty, buyer_id, idempotency_key)
                 before = view.snapshot()
             listing = read(_LISTING_OFFER, key[1])
             if listing is None:
