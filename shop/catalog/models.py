@@ -6,6 +6,7 @@ from enum import StrEnum
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from shop.core.hot_rows import hot_row
 from shop.db import Base, BigInt, utcnow
 
 
@@ -19,6 +20,7 @@ class Category(StrEnum):
 CATEGORY_VALUES = ", ".join(f"'{c.value}'" for c in Category)
 
 
+@hot_row  # a product-line order takes its stock (shop/core/hot_rows.py)
 class Product(Base):
     __tablename__ = "products"
     __table_args__ = (

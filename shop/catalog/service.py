@@ -9,6 +9,7 @@ from sqlalchemy import select, update
 from shop.accounts.models import Principal, Role
 from shop.catalog import lots
 from shop.catalog.models import Product, StockMovement
+from shop.core import hot_rows
 from shop.db import DbSession, utcnow
 from shop.errors import Conflict, Forbidden, NotFound, OutOfStock
 from shop.i18n import _l
@@ -120,7 +121,9 @@ def take_stock(session: DbSession, product_id: int, qty: int) -> int:
     """Remove ``qty`` units atomically; returns what is left. Raises OutOfStock, NotFound.
 
     One conditional UPDATE: concurrent callers can never take the stock below zero.
+    The product's row is hot from here to the end of the transaction (``hot_rows``).
     """
+    hot_rows.hold_until_transaction_ends(session)
     left = session.execute(
         update(Product)
         .where(Product.id == product_id, Product.stock >= qty)
@@ -136,7 +139,9 @@ def take_stock(session: DbSession, product_id: int, qty: int) -> int:
 
 
 def put_back_stock(session: DbSession, product_id: int, qty: int) -> int:
-    """Return ``qty`` units to a product's stock; returns the new stock."""
+    """Return ``qty`` units to a product's stock; returns the new stock. The product's
+    row is hot from here to the end of the transaction (``hot_rows``)."""
+    hot_rows.hold_until_transaction_ends(session)
     left = session.execute(
         update(Product)
         .where(Product.id == product_id)

@@ -15,6 +15,15 @@ the lock is held for round trips only. Outside gevent it changes nothing.
 the end of the session's transaction (COMMIT or ROLLBACK); an order calls it at its
 stock gate, so the reads before — the offer, most attempts' whole work in a flash
 sale — still let the worker's other greenlets run while PostgreSQL answers.
+
+**The rule for every writer of a hot row** (a listing, a product: ``hot_row`` marks
+their models): hold from the first write of the row to the end of the transaction,
+and call nothing that yields meanwhile (Stripe, Redis). A batch of accepts
+(``shop.orders.at_once``) and an order's stock gate wait for the row without
+yielding; were the row's holder a greenlet of the same worker waiting for its own
+turn, the worker would wait for itself until ``lock_timeout`` (5 s of nothing, then
+503s). The stock moves of ``shop.orders.stock`` and ``shop.catalog.service`` hold
+before their UPDATE; an ORM change of a hot row holds when it is flushed.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction, scoped_session
 
 _lock = threading.Lock()
+_HOT_MODELS: set[type] = set()
 _depth = 0
 _cooperative: Any = None
 
@@ -95,5 +105,18 @@ def _release_when_ended(session: Session, transaction: SessionTransaction) -> No
         _release(session)  # a rollback, or a commit whose callbacks have run
 
 
+def hot_row(model: type) -> type:
+    """Mark a model's rows hot: an ORM flush that changes or deletes one holds the
+    worker until the transaction ends (the rule above)."""
+    _HOT_MODELS.add(model)
+    return model
+
+
+def _hold_if_hot(session: Session, flush_context: Any, instances: Any) -> None:
+    if any(type(row) in _HOT_MODELS for row in (*session.dirty, *session.deleted)):
+        hold_until_transaction_ends(session)
+
+
+event.listen(Session, "before_flush", _hold_if_hot)
 event.listen(Session, "after_commit", _release_after_commit, insert=True)
 event.listen(Session, "after_transaction_end", _release_when_ended)

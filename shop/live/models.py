@@ -6,6 +6,7 @@ from enum import StrEnum
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from shop.core.hot_rows import hot_row
 from shop.db import Base, utcnow
 
 
@@ -44,6 +45,7 @@ class LiveSession(Base):
     )
 
 
+@hot_row  # a flash sale's accepts all take its units (shop/core/hot_rows.py)
 class LiveListing(Base):
     """A product on a session: flash price and a session-only allotment of its stock."""
 

@@ -19,7 +19,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy import insert as sql_insert
 
 from shop.catalog.models import Product
-from shop.core import events, hot_rows
+from shop.core import events
 from shop.core.sql import dialect_insert
 from shop.db import DbSession, reads_outside_transaction, utcnow
 from shop.errors import Conflict, NotFound, OutOfStock, ValidationFailed
@@ -193,8 +193,7 @@ def place_order(
     session.execute(sql_insert(OrderLine), rows)
     # The stock gates come last: the rows they lock (a hot listing in a flash sale)
     # stay locked only from here to the caller's COMMIT, and the worker runs nothing
-    # else meanwhile (shop/core/hot_rows.py).
-    hot_rows.hold_until_transaction_ends(session)
+    # else meanwhile (``stock.reserve`` holds it: shop/core/hot_rows.py).
     stock.reserve(session, (units for units, _, _ in priced), enforce_limits=True, live_only=True)
     # The order as written, built here rather than read back (a round trip saved). It
     # is not attached to the session; ``get_order`` reads the stored one.
@@ -508,9 +507,11 @@ def cancel_order(session: DbSession, order_id: int, *, refund: Callable[[Order],
             transition(session, order_id, [state], target, closed_at=utcnow())
         except Conflict:
             continue
-        stock.release(session, _units(session, order))
         if target == S.REFUNDED:
+            # Before the stock moves: the listing's row, hot in a flash sale, is never
+            # held while Stripe answers (shop/core/hot_rows.py).
             refund(order)
+        stock.release(session, _units(session, order))
         events.emit(f"order.{target}", session=session, order_id=order_id)
         return get_order(session, order_id)
     raise Conflict(

@@ -2,7 +2,10 @@
 
 Every path that touches stock for orders goes through here, and takes its row locks
 in one global order — per-buyer counters, then listings, then products, each by id —
-so concurrent orders, cancellations, expiries and session ends cannot deadlock.
+so concurrent orders, cancellations, expiries and session ends cannot deadlock. The
+rows are hot (a flash sale's accepts wait for them without yielding): from the first
+of them to the end of its transaction the caller holds the worker and calls nothing
+that yields (``shop.core.hot_rows``).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import update
 
 from shop.catalog import service as catalog
+from shop.core import hot_rows
 from shop.core.sql import dialect_insert
 from shop.db import DbSession
 from shop.errors import Conflict, OutOfStock
@@ -46,6 +50,7 @@ def reserve(
     roll back (it holds whatever was taken before the failing gate).
     """
     units = list(units)
+    hot_rows.hold_until_transaction_ends(session)
     for item in sorted(_limited(units), key=lambda u: (u.listing_id, u.buyer_id)):
         _count(session, item, enforce=enforce_limits)
     from_product: dict[int, int] = defaultdict(int)
@@ -77,6 +82,7 @@ def release(session: DbSession, units: Iterable[Units]) -> None:
     """Put the units back where they came from: the listing while its session is live,
     else the product. Lowers the per-buyer counters. Same lock order as ``reserve``."""
     units = list(units)
+    hot_rows.hold_until_transaction_ends(session)
     counters: dict[tuple[int, int], int] = defaultdict(int)
     to_listing: dict[int, int] = defaultdict(int)
     product_of: dict[int, int] = {}
