@@ -35,7 +35,10 @@ How the view stays right (Redis only; the embedded default asks the database):
   buyer and ``Idempotency-Key`` placed an order in the session goes to the database,
   which answers it with that order. Each placed order announces its buyer and key on
   ``shanhuo:stock-view:orders`` before it commits, and the keys are read whole when
-  a session is learned and every ``KEYS_RELOAD_S`` after. Any other attempt — a buyer
+  a session is learned; every ``KEYS_RELOAD_S`` after, the keys of the orders placed
+  since the last read (less ``KEYS_OVERLAP_S``, for an order committed late or a clock
+  behind) are added, so a long night's tens of thousands of orders are read once, not
+  every time. Any other attempt — a buyer
   who ordered before, with a new key, included — is refused as the database would.
   (Should an announcement be lost — the placing process failed to reach Redis — a
   repeat of that order may meet the 409 on another process until the next reload;
@@ -54,6 +57,7 @@ import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import Flask
@@ -63,6 +67,7 @@ from sqlalchemy.engine import Engine
 from shop.core.hot_rows import without_yielding
 from shop.core.process_thread import ProcessThread
 from shop.core.redis_listener import ProcessSubscription
+from shop.db import utcnow
 from shop.errors import Conflict, DomainError, OutOfStock
 from shop.i18n import _l
 from shop.live.models import LiveListing
@@ -72,7 +77,12 @@ log = logging.getLogger(__name__)
 ORDERS_CHANNEL = "shanhuo:stock-view:orders"
 LIVE_PATTERN = "shanhuo:live:*"
 MAX_LISTINGS = 100_000  #: listings remembered at once; past it the view starts over
-KEYS_RELOAD_S = 30.0  #: a session's order keys are read whole again after this
+KEYS_RELOAD_S = 30.0  #: a session's newer order keys are read after this
+#: a reload of the keys reads the orders placed since the previous read began, less
+#: this: an order's time is taken before its COMMIT (statements are cut off after 10 s)
+#: and by the clock of the process that placed it
+KEYS_OVERLAP_S = 60.0
+KEYS_OVERLAP = timedelta(seconds=KEYS_OVERLAP_S)
 #: how long an attempt waits for a read of its listing's session already under way
 #: (past it, the attempt goes to the database)
 LEARN_WAIT_S = 1.0
@@ -92,6 +102,8 @@ class _Session:
     #: (buyer id, Idempotency-Key) of every order placed in the session
     keys: set[tuple[int, str]] = field(default_factory=set)
     keys_read_at: float = float("-inf")
+    #: the wall time the last read of the keys began (orders since are read next)
+    keys_since: datetime | None = None
     #: set while no read of the session is under way
     read_done: threading.Event = field(default_factory=threading.Event)
 
@@ -302,7 +314,8 @@ class StockView:
             # trusted only together). Read yielding in the reader thread; a request
             # learning a session does not yield (the burst would go to the database).
             first = live.keys_read_at == float("-inf")
-            keys = self._order_keys(params, yielding=in_background) if first else []
+            began = utcnow()
+            keys = self._order_keys(params, None, yielding=in_background) if first else []
             # Waited for without letting the worker's other greenlets in: on a saturated
             # gevent worker each yield costs a turn behind every ready request, and a
             # read that outlives the time to live sends every refusal to the database.
@@ -336,11 +349,11 @@ class StockView:
                     )
                 if first:
                     live.keys.update(keys)
-                    live.keys_read_at = now
-                # The keys read whole again (every order of the session: tens of
-                # thousands on a long night, read yielding) come after the listings,
-                # and in the reader thread only: a read that long would outlive what
-                # it confirms, and every refusal would go to the database meanwhile.
+                    live.keys_read_at, live.keys_since = now, began
+                # The newer keys (up to a minute's orders of a busy night, read
+                # yielding) come after the listings, and in the reader thread only: a
+                # read that long would outlive what it confirms, and every refusal
+                # would go to the database meanwhile.
                 reload_keys = in_background and now - live.keys_read_at > KEYS_RELOAD_S
                 if reload_keys:
                     live.keys_read_at = now
@@ -351,29 +364,35 @@ class StockView:
         if reload_keys:
             self._reload_keys(params, live)
 
-    def _order_keys(self, params: dict[str, Any], yielding: bool) -> list[tuple[int, str]]:
-        """(buyer, key) of every order placed in the session."""
+    def _order_keys(
+        self, params: dict[str, Any], since: datetime | None, yielding: bool
+    ) -> list[tuple[int, str]]:
+        """(buyer, key) of every order placed in the session (since ``since``)."""
         from shop.orders.models import Order, OrderLine
 
+        statement = _ORDER_KEYS(Order, OrderLine)
+        if since is not None:
+            statement = statement.where(Order.created_at >= since)
         with (
             nullcontext() if yielding else without_yielding(),
             self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c,
         ):
-            return [
-                (buyer_id, key)
-                for buyer_id, key in c.execute(_ORDER_KEYS(Order, OrderLine), params)
-            ]
+            return [(buyer_id, key) for buyer_id, key in c.execute(statement, params)]
 
     def _reload_keys(self, params: dict[str, Any], live: _Session) -> None:
-        """Add the keys of every order of a known session (one whose announcement was
-        lost is found here); keys are only ever added, so nothing they race is lost."""
+        """Add the keys of the orders of a known session placed since its last read
+        (one whose announcement was lost is found here); keys are only ever added, so
+        nothing they race is lost."""
+        began = utcnow()
+        since = None if live.keys_since is None else live.keys_since - KEYS_OVERLAP
         try:
-            keys = self._order_keys(params, yielding=True)
+            keys = self._order_keys(params, since, yielding=True)
         except Exception as error:
             log.warning("stock view: keys of session %s not read: %s", params["session_id"], error)
             return
         with self.lock:
             live.keys.update(keys)
+            live.keys_since = began
 
     def saw_left(self, before: Snapshot, listing_id: int, remaining: int) -> None:
         """What a statement of this process saw left of a listing as it committed (a

@@ -9,7 +9,8 @@ import time
 import pytest
 
 from shop.accounts.token_cache import token_cache
-from shop.db import db
+from shop.db import db, utcnow
+from shop.live.models import LiveListing
 from tests.shop.conftest import SHIPPING
 from tests.support.statements import statements
 
@@ -258,3 +259,71 @@ def test_every_write_of_a_listing_row_holds_it_without_yielding_until_its_end(
     assert [a.status_code for a in answers] == [200, 200, 200, 201, 200, 200, 200]
     assert len(writes) >= 6  # edit, start, edit, the gate, withdraw, put back, end
     assert all(held for _, held in writes), writes
+
+
+@pytest.mark.redis
+def test_with_redis_an_order_whose_announcement_was_lost_is_read_by_the_next_reload_alone(
+    app, flash_sale, auth, monkeypatch
+):
+    """Each order announces its buyer and key before it commits; one whose announcement
+    was lost is found by the view's next reload of the session's keys, so its repeat
+    goes to the database (which answers with the order) instead of a refusal. A reload
+    reads only the orders placed since the previous read began (less an overlap), not
+    the session's every order again: an order dated before that is not read."""
+    from datetime import timedelta
+
+    from shop.live import stock_view as stock_view_module
+    from shop.orders.models import Order, OrderLine
+    from shop.orders.service import _fingerprint
+
+    client, headers, listing_id = flash_sale
+    with app.app_context():
+        (lost_buyer, lost_headers), (old_buyer, _) = auth("buyer"), auth("buyer")
+        lost_id, old_id = lost_buyer.id, old_buyer.id
+        db.session.remove()
+    view = stock_view_module.stock_view(app)
+    assert view is not None
+    wait_until(view.listener.healthy)
+    assert attempt(client, headers, listing_id, "first").status_code == 201
+    assert attempt(client, lost_headers, listing_id, "learn").status_code == 409  # learns
+
+    lines = [{"listing_id": listing_id, "qty": 1}]
+    with app.app_context():  # placed by a process whose announcements never arrived
+        now = utcnow()
+        for buyer_id, key, created_at in (
+            (lost_id, "lost", now),
+            (old_id, "old", now - 2 * stock_view_module.KEYS_OVERLAP),
+        ):
+            order = Order(
+                buyer_id=buyer_id,
+                total_fen=990,
+                idempotency_key=key,
+                request_hash=_fingerprint(lines, SHIPPING),
+                ship_name=SHIPPING["name"],
+                ship_phone=SHIPPING["phone"],
+                ship_address=SHIPPING["address"],
+                ship_region=SHIPPING["region"],
+                created_at=created_at,
+                expires_at=now + timedelta(minutes=15),
+            )
+            product_id = db.session.get(LiveListing, listing_id).product_id
+            order.lines = [
+                OrderLine(product_id=product_id, listing_id=listing_id, qty=1, unit_price_fen=990)
+            ]
+            db.session.add(order)
+        db.session.commit()
+        db.session.remove()
+    (session_id,) = {view.listings[listing_id].session_id}
+    assert (lost_id, "lost") not in view.sessions[session_id].keys
+
+    monkeypatch.setattr(stock_view_module, "KEYS_RELOAD_S", 0.0)
+    deadline = time.monotonic() + 5
+    n = 0
+    while (lost_id, "lost") not in view.sessions[session_id].keys:
+        assert time.monotonic() < deadline, "the keys were not read again"
+        n += 1  # attempts on the listing: it is read again in the background
+        assert attempt(client, headers, listing_id, f"again-{n}").status_code == 409
+        time.sleep(0.05)
+    assert (old_id, "old") not in view.sessions[session_id].keys
+    repeat = attempt(client, lost_headers, listing_id, "lost")
+    assert repeat.status_code == 200 and repeat.json["buyer_id"] == lost_id
