@@ -216,7 +216,7 @@ def test_every_write_of_a_product_row_holds_it_without_yielding_until_its_end(
     from shop.core import hot_rows
 
     with app.app_context():
-        streamer, as_streamer = auth("streamer")
+        _, as_streamer = auth("streamer")
         _, as_admin = auth("admin")
         _, as_buyer = auth("buyer")
         first, second = make_product(stock=20).id, make_product(stock=20).id
