@@ -38,8 +38,8 @@ How the view stays right (Redis only; the embedded default asks the database):
   a session is learned; every ``KEYS_RELOAD_S`` after, the keys of the orders placed
   since the last read (less ``KEYS_OVERLAP_S``, for an order committed late or a clock
   behind) are added, so a long night's tens of thousands of orders are read once, not
-  every time. Any other attempt — a buyer
-  who ordered before, with a new key, included — is refused as the database would.
+  every time. Any other attempt — a buyer who ordered before, with a new key,
+  included — is refused as the database would.
   (Should an announcement be lost — the placing process failed to reach Redis — a
   repeat of that order may meet the 409 on another process until the next reload;
   the order itself stands.)

@@ -27,7 +27,10 @@ from tests.support import servers
 
 pytestmark = pytest.mark.postgres
 
-WAITING_FOR_A_LOCK = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+WAITING_FOR_A_LOCK = (
+    "SELECT count(*) FROM pg_stat_activity"
+    " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+)
 
 
 def connect(app: Any) -> psycopg.Connection[Any]:
