@@ -23,7 +23,10 @@ and call nothing that yields meanwhile (Stripe, Redis). A batch of accepts
 yielding; were the row's holder a greenlet of the same worker waiting for its own
 turn, the worker would wait for itself until ``lock_timeout`` (5 s of nothing, then
 503s). The stock moves of ``shop.orders.stock`` and ``shop.catalog.service`` hold
-before their UPDATE; an ORM change of a hot row holds when it is flushed.
+before their UPDATE; an ORM change of a hot row holds when it is flushed. (A hook on
+every ORM statement would find the UPDATEs by itself, but SQLAlchemy then builds an
+execution state for each statement of every request: 50 → 69 µs a statement,
+measured; the flush hook runs only when something is flushed.)
 """
 
 from __future__ import annotations
